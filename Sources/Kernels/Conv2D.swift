@@ -1,0 +1,131 @@
+/// 2-D convolution (cross-correlation, like PyTorch's `Conv2d`) by im2col and SGEMM.
+///
+/// ```swift
+/// let conv = Conv2D(stride: 2, padding: 1)
+/// let y = try conv.forward(x, weight: w, bias: b)   // x [N,C,H,W], w [F,C,KH,KW], b [F]
+/// let g = try conv.backward(dy, input: x, weight: w) // g.input, g.weight, g.bias
+/// ```
+/// Output size per axis: `floor((H + 2·padding − dilation·(K − 1) − 1) / stride) + 1`.
+/// Stride, padding and dilation are validated at each call; every invalid argument throws a
+/// ``KernelError`` naming it, before anything is computed.
+///
+/// Memory: one image's column matrix (`C·KH·KW × OH·OW` floats) of scratch per call, none
+/// for 1×1 stride-1 unpadded layers, independent of the batch size.
+///
+/// - Complexity: O(N · F · C · KH · KW · OH · OW) for each of forward, backward-data and
+///   backward-weight.
+public struct Conv2D: Sendable, Hashable {
+    public var stride: Size2D
+    public var padding: Size2D
+    public var dilation: Size2D
+    /// The matrix multiply the layer runs on (OpenBLAS unless a test or benchmark swaps it).
+    public var backend: GEMMBackend
+
+    public init(stride: Size2D = 1, padding: Size2D = 0, dilation: Size2D = 1, backend: GEMMBackend = .openBLAS) {
+        self.stride = stride
+        self.padding = padding
+        self.dilation = dilation
+        self.backend = backend
+    }
+
+    /// The output shape for an input and weight shape, or the error ``forward(_:weight:bias:)``
+    /// would throw.
+    public func outputShape(input: [Int], weight: [Int]) throws -> [Int] {
+        let engine = try makeEngine(input: input, weight: weight)
+        return [engine.geometry.batch, engine.filters, engine.geometry.outputHeight, engine.geometry.outputWidth]
+    }
+
+    /// `y = conv(x, weight) + bias`.
+    ///
+    /// - Parameters:
+    ///   - input: `[N, C, H, W]`.
+    ///   - weight: `[F, C, KH, KW]`.
+    ///   - bias: `[F]`, or nil.
+    /// - Returns: `[N, F, OH, OW]`.
+    public func forward(_ input: Tensor, weight: Tensor, bias: Tensor? = nil) throws -> Tensor {
+        let engine = try makeEngine(input: input.shape, weight: weight.shape)
+        try ShapeValidation.requireBias(bias, channels: engine.filters)
+        let g = engine.geometry
+        let shape = [g.batch, engine.filters, g.outputHeight, g.outputWidth]
+        let scalars = Buffers.make(count: g.batch * engine.outputImageSize) { output in
+            input.withPointer { input in
+                weight.withPointer { weight in
+                    bias.withPointer { bias in
+                        Buffers.withWorkspace(count: engine.workspaceCount) { workspace in
+                            engine.forward(input: input, weight: weight, bias: bias, output: output, workspace: workspace)
+                        }
+                    }
+                }
+            }
+        }
+        return Tensor(validatedShape: shape, scalars: scalars)
+    }
+
+    /// The gradients of a loss with respect to input, weight and bias, given the gradient
+    /// with respect to the output.
+    ///
+    /// - Parameters:
+    ///   - outputGradient: `[N, F, OH, OW]`, the shape ``forward(_:weight:bias:)`` returns.
+    ///   - input: the forward pass's input, `[N, C, H, W]`.
+    ///   - weight: the forward pass's weight, `[F, C, KH, KW]`.
+    public func backward(_ outputGradient: Tensor, input: Tensor, weight: Tensor) throws -> ConvGradients {
+        let engine = try makeEngine(input: input.shape, weight: weight.shape)
+        let g = engine.geometry
+        try ShapeValidation.require(outputGradient.shape, equals: [g.batch, engine.filters, g.outputHeight, g.outputWidth],
+                                    argument: "outputGradient")
+        var inputGradient: [Float] = []
+        var weightGradient: [Float] = []
+        var biasGradient: [Float] = []
+        Buffers.withWorkspace(count: engine.workspaceCount) { workspace in
+            weightGradient = Buffers.make(count: weight.count) { weightGradient in
+                if g.batch == 0 {
+                    weightGradient.update(repeating: 0, count: weight.count)
+                    return
+                }
+                input.withPointer { input in
+                    outputGradient.withPointer { outputGradient in
+                        engine.backwardWeight(input: input, outputGradient: outputGradient,
+                                              weightGradient: weightGradient, workspace: workspace)
+                    }
+                }
+            }
+            biasGradient = Buffers.make(count: engine.filters) { biasGradient in
+                if g.batch == 0 {
+                    biasGradient.update(repeating: 0, count: engine.filters)
+                    return
+                }
+                outputGradient.withPointer { engine.biasGradient(outputGradient: $0, biasGradient: biasGradient) }
+            }
+            inputGradient = Buffers.make(count: input.count) { inputGradient in
+                outputGradient.withPointer { outputGradient in
+                    weight.withPointer { weight in
+                        engine.backwardData(outputGradient: outputGradient, weight: weight,
+                                            inputGradient: inputGradient, workspace: workspace)
+                    }
+                }
+            }
+        }
+        return ConvGradients(
+            input: Tensor(validatedShape: input.shape, scalars: inputGradient),
+            weight: Tensor(validatedShape: weight.shape, scalars: weightGradient),
+            bias: Tensor(validatedShape: [engine.filters], scalars: biasGradient))
+    }
+
+    /// Validates the shapes and parameters and builds the engine that runs them.
+    func makeEngine(input: [Int], weight: [Int]) throws -> ConvolutionEngine {
+        let x = try ShapeValidation.nchw(input, argument: "input")
+        let w = try ShapeValidation.nchw(weight, argument: "weight")
+        guard w.n >= 1 else {
+            throw KernelError(argument: "weight", reason: "weight \(weight) has \(w.n) filters; it must have ≥ 1")
+        }
+        guard w.c == x.c else {
+            throw KernelError(argument: "weight", reason: "weight \(weight) expects \(w.c) input channels but the input \(input) has \(x.c)")
+        }
+        let geometry = try ConvGeometry(batch: x.n, channels: x.c, height: x.h, width: x.w,
+                                        kernel: Size2D(height: w.h, width: w.w),
+                                        stride: stride, padding: padding, dilation: dilation,
+                                        kernelArgument: "weight")
+        try ConvolutionEngine.validateFilterSide(geometry: geometry, filters: w.n)
+        return ConvolutionEngine(geometry: geometry, filters: w.n, backend: backend)
+    }
+}

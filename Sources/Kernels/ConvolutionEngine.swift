@@ -1,0 +1,122 @@
+/// The three GEMM-based passes of a convolution over raw buffers, shared by ``Conv2D`` (which
+/// runs them as forward / backward) and ``ConvTranspose2D`` (whose forward is the backward-data
+/// pass and whose backward-data is the forward pass).
+///
+/// `geometry` describes the image side (`batch × channels × height × width`), `filters` the
+/// other side (`batch × filters × outputHeight × outputWidth`), and the weight is
+/// `filters × geometry.columnRows`, row-major. Buffers are assumed valid: callers validate.
+///
+/// Memory is bounded by one image's column matrix (``workspaceCount``), whatever the batch:
+/// images are processed one at a time through the same workspace.
+struct ConvolutionEngine {
+    let geometry: ConvGeometry
+    let filters: Int
+    let backend: GEMMBackend
+
+    /// 1×1, stride-1, unpadded: the image already is its column matrix, so im2col and col2im
+    /// are skipped and each pass is a plain GEMM.
+    var isPointwise: Bool {
+        geometry.kernel == 1 && geometry.stride == 1 && geometry.padding == 0
+    }
+
+    /// Floats of scratch space the passes need.
+    var workspaceCount: Int { isPointwise ? 0 : geometry.columnsPerImage }
+
+    /// `filters · outputPlaneSize`: the elements of one image's output.
+    var outputImageSize: Int { filters * geometry.outputPlaneSize }
+
+    /// `output[n] = weight · im2col(input[n]) + bias`, for each image `n`.
+    func forward(input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                 output: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>?) {
+        let g = geometry
+        for image in 0..<g.batch {
+            let columns = columnsOf(input + image * g.imageSize, workspace: workspace)
+            let destination = output + image * outputImageSize
+            if let bias {
+                // Fused bias: start each output row at its bias and let GEMM accumulate onto it.
+                for filter in 0..<filters {
+                    (destination + filter * g.outputPlaneSize).update(repeating: bias[filter], count: g.outputPlaneSize)
+                }
+            }
+            backend.multiply(transposeA: false, transposeB: false,
+                             m: filters, n: g.outputPlaneSize, k: g.columnRows,
+                             alpha: 1, a: weight, lda: g.columnRows, b: columns, ldb: g.outputPlaneSize,
+                             beta: bias == nil ? 0 : 1, c: destination, ldc: g.outputPlaneSize)
+        }
+    }
+
+    /// `inputGradient[n] = col2im(weightᵀ · outputGradient[n])`, for each image `n`.
+    func backwardData(outputGradient: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                      inputGradient: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>?) {
+        let g = geometry
+        for image in 0..<g.batch {
+            let destination = inputGradient + image * g.imageSize
+            // Pointwise: the column matrix is the image, so GEMM writes the gradient directly.
+            let columns = isPointwise ? destination : workspace!
+            backend.multiply(transposeA: true, transposeB: false,
+                             m: g.columnRows, n: g.outputPlaneSize, k: filters,
+                             alpha: 1, a: weight, lda: g.columnRows,
+                             b: outputGradient + image * outputImageSize, ldb: g.outputPlaneSize,
+                             beta: 0, c: columns, ldc: g.outputPlaneSize)
+            if !isPointwise {
+                destination.update(repeating: 0, count: g.imageSize)
+                col2im(columns: columns, geometry: g, image: destination)
+            }
+        }
+    }
+
+    /// `weightGradient = Σₙ outputGradient[n] · im2col(input[n])ᵀ`, accumulated by GEMM with
+    /// beta = 1 after the first image.
+    func backwardWeight(input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
+                        weightGradient: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>?) {
+        let g = geometry
+        guard g.batch > 0 else {
+            weightGradient.update(repeating: 0, count: filters * g.columnRows)
+            return
+        }
+        for image in 0..<g.batch {
+            let columns = columnsOf(input + image * g.imageSize, workspace: workspace)
+            backend.multiply(transposeA: false, transposeB: true,
+                             m: filters, n: g.columnRows, k: g.outputPlaneSize,
+                             alpha: 1, a: outputGradient + image * outputImageSize, lda: g.outputPlaneSize,
+                             b: columns, ldb: g.outputPlaneSize,
+                             beta: image == 0 ? 0 : 1, c: weightGradient, ldc: g.columnRows)
+        }
+    }
+
+    /// `biasGradient[f] = Σ over images and output positions of outputGradient`, in `Double`.
+    func biasGradient(outputGradient: UnsafePointer<Float>, biasGradient: UnsafeMutablePointer<Float>) {
+        ConvolutionEngine.channelSums(outputGradient, batch: geometry.batch, channels: filters,
+                                      planeSize: geometry.outputPlaneSize, into: biasGradient)
+    }
+
+    /// Per-channel sums of an NCHW buffer: the bias gradient of any layer.
+    static func channelSums(_ tensor: UnsafePointer<Float>, batch: Int, channels: Int, planeSize: Int,
+                            into sums: UnsafeMutablePointer<Float>) {
+        for channel in 0..<channels {
+            var total = 0.0
+            for image in 0..<batch {
+                total += VectorOperations.sum(tensor + (image * channels + channel) * planeSize, count: planeSize)
+            }
+            sums[channel] = Float(total)
+        }
+    }
+
+    /// The column matrix of one image: the image itself when pointwise, else im2col into the
+    /// workspace.
+    private func columnsOf(_ image: UnsafePointer<Float>, workspace: UnsafeMutablePointer<Float>?) -> UnsafePointer<Float> {
+        if isPointwise { return image }
+        im2col(image: image, geometry: geometry, columns: workspace!)
+        return UnsafePointer(workspace!)
+    }
+}
+
+extension ConvolutionEngine {
+    /// Overflow and BLAS-index checks for the filter side of a convolution.
+    static func validateFilterSide(geometry g: ConvGeometry, filters: Int) throws {
+        try CheckedArithmetic.requireBLASIndex(filters, argument: "weight", describing: "the filter count")
+        _ = try CheckedArithmetic.product(filters, g.columnRows, argument: "weight", describing: "the weight's element count")
+        let outputImage = try CheckedArithmetic.product(filters, g.outputPlaneSize, argument: "input", describing: "one output image")
+        _ = try CheckedArithmetic.product(g.batch, outputImage, argument: "input", describing: "the output's element count")
+    }
+}

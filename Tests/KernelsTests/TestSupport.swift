@@ -1,0 +1,58 @@
+import Testing
+@testable import Kernels
+
+/// A small, fast, seedable generator (SplitMix64) so random tests are reproducible.
+struct SeededGenerator: RandomNumberGenerator {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+extension Tensor {
+    /// A tensor of uniform values in -1...1.
+    static func random(_ shape: [Int], using generator: inout SeededGenerator) -> Tensor {
+        let count = shape.reduce(1, *)
+        return try! Tensor(shape: shape, scalars: (0..<count).map { _ in Float.random(in: -1...1, using: &generator) })
+    }
+
+    /// `0, 1, 2, ...` in the given shape.
+    static func iota(_ shape: [Int]) -> Tensor {
+        try! Tensor(shape: shape, scalars: (0..<shape.reduce(1, *)).map(Float.init))
+    }
+}
+
+/// ⟨a, b⟩ in Double.
+func dot(_ a: [Float], _ b: [Float]) -> Double {
+    zip(a, b).reduce(0) { $0 + Double($1.0) * Double($1.1) }
+}
+
+/// The largest |actual − expected| relative to the largest |expected| (or 1 when that is tiny).
+func relativeError(_ actual: [Float], _ expected: [Double]) -> Double {
+    precondition(actual.count == expected.count, "count mismatch \(actual.count) vs \(expected.count)")
+    let scale = max(expected.map(abs).max() ?? 0, 1e-6)
+    var worst = 0.0
+    for (a, e) in zip(actual, expected) { worst = max(worst, abs(Double(a) - e)) }
+    return worst / scale
+}
+
+func relativeError(_ actual: [Float], _ expected: [Float]) -> Double {
+    relativeError(actual, expected.map(Double.init))
+}
+
+/// Expects `body` to throw a `KernelError` naming `argument`.
+func expectKernelError(_ argument: String, sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void) {
+    do {
+        try body()
+        Issue.record("expected a KernelError for '\(argument)', but nothing was thrown", sourceLocation: sourceLocation)
+    } catch let error as KernelError {
+        #expect(error.argument == argument, "\(error)", sourceLocation: sourceLocation)
+    } catch {
+        Issue.record("expected a KernelError, got \(error)", sourceLocation: sourceLocation)
+    }
+}
