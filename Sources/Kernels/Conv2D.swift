@@ -45,20 +45,9 @@ public struct Conv2D: Sendable, Hashable {
     public func forward(_ input: Tensor, weight: Tensor, bias: Tensor? = nil) throws -> Tensor {
         let engine = try makeEngine(input: input.shape, weight: weight.shape)
         try ShapeValidation.requireBias(bias, channels: engine.filters)
-        let g = engine.geometry
-        let shape = [g.batch, engine.filters, g.outputHeight, g.outputWidth]
-        let scalars = Buffers.make(count: g.batch * engine.outputImageSize) { output in
-            input.withPointer { input in
-                weight.withPointer { weight in
-                    bias.withPointer { bias in
-                        Buffers.withWorkspace(count: engine.workspaceCount) { workspace in
-                            engine.forward(input: input, weight: weight, bias: bias, output: output, workspace: workspace)
-                        }
-                    }
-                }
-            }
+        return Buffers.withWorkspace(count: engine.workspaceCount) { workspace in
+            engine.filterSide(input, weight: weight, bias: bias, workspace: workspace)
         }
-        return Tensor(validatedShape: shape, scalars: scalars)
     }
 
     /// The gradients of a loss with respect to input, weight and bias, given the gradient
@@ -69,46 +58,46 @@ public struct Conv2D: Sendable, Hashable {
     ///   - input: the forward pass's input, `[N, C, H, W]`.
     ///   - weight: the forward pass's weight, `[F, C, KH, KW]`.
     public func backward(_ outputGradient: Tensor, input: Tensor, weight: Tensor) throws -> ConvGradients {
-        let engine = try makeEngine(input: input.shape, weight: weight.shape)
-        let g = engine.geometry
-        try ShapeValidation.require(outputGradient.shape, equals: [g.batch, engine.filters, g.outputHeight, g.outputWidth],
-                                    argument: "outputGradient")
-        var inputGradient: [Float] = []
-        var weightGradient: [Float] = []
-        var biasGradient: [Float] = []
-        Buffers.withWorkspace(count: engine.workspaceCount) { workspace in
-            weightGradient = Buffers.make(count: weight.count) { weightGradient in
-                if g.batch == 0 {
-                    weightGradient.update(repeating: 0, count: weight.count)
-                    return
-                }
-                input.withPointer { input in
-                    outputGradient.withPointer { outputGradient in
-                        engine.backwardWeight(input: input, outputGradient: outputGradient,
-                                              weightGradient: weightGradient, workspace: workspace)
-                    }
-                }
-            }
-            biasGradient = Buffers.make(count: engine.filters) { biasGradient in
-                if g.batch == 0 {
-                    biasGradient.update(repeating: 0, count: engine.filters)
-                    return
-                }
-                outputGradient.withPointer { engine.biasGradient(outputGradient: $0, biasGradient: biasGradient) }
-            }
-            inputGradient = Buffers.make(count: input.count) { inputGradient in
-                outputGradient.withPointer { outputGradient in
-                    weight.withPointer { weight in
-                        engine.backwardData(outputGradient: outputGradient, weight: weight,
-                                            inputGradient: inputGradient, workspace: workspace)
-                    }
-                }
-            }
+        let engine = try makeEngine(input: input.shape, weight: weight.shape, outputGradient: outputGradient.shape)
+        return Buffers.withWorkspace(count: engine.workspaceCount) { workspace in
+            ConvGradients(
+                input: engine.imageSide(outputGradient, weight: weight, workspace: workspace),
+                weight: engine.weightGradient(filterSide: outputGradient, imageSide: input, workspace: workspace),
+                bias: engine.filterSideChannelSums(outputGradient))
         }
-        return ConvGradients(
-            input: Tensor(validatedShape: input.shape, scalars: inputGradient),
-            weight: Tensor(validatedShape: weight.shape, scalars: weightGradient),
-            bias: Tensor(validatedShape: [engine.filters], scalars: biasGradient))
+    }
+
+    /// Only the gradient with respect to the input (`[N, C, H, W]`), for layers whose weight
+    /// is frozen or timed separately.
+    public func inputGradient(_ outputGradient: Tensor, inputShape: [Int], weight: Tensor) throws -> Tensor {
+        let engine = try makeEngine(input: inputShape, weight: weight.shape, outputGradient: outputGradient.shape)
+        return Buffers.withWorkspace(count: engine.workspaceCount) { workspace in
+            engine.imageSide(outputGradient, weight: weight, workspace: workspace)
+        }
+    }
+
+    /// Only the gradient with respect to the weight (`[F, C, KH, KW]`), for the first layer of
+    /// a network, which needs no input gradient.
+    public func weightGradient(_ outputGradient: Tensor, input: Tensor, weightShape: [Int]) throws -> Tensor {
+        let engine = try makeEngine(input: input.shape, weight: weightShape, outputGradient: outputGradient.shape)
+        return Buffers.withWorkspace(count: engine.workspaceCount) { workspace in
+            engine.weightGradient(filterSide: outputGradient, imageSide: input, workspace: workspace)
+        }
+    }
+
+    /// The scratch memory, in bytes, that one call with these shapes allocates (one image's
+    /// column matrix; zero for 1×1 stride-1 unpadded layers). Independent of the batch size.
+    public func workspaceByteCount(input: [Int], weight: [Int]) throws -> Int {
+        try makeEngine(input: input, weight: weight).workspaceCount * MemoryLayout<Float>.stride
+    }
+
+    /// Validates the shapes and parameters, and the output gradient's shape when given.
+    func makeEngine(input: [Int], weight: [Int], outputGradient: [Int]) throws -> ConvolutionEngine {
+        let engine = try makeEngine(input: input, weight: weight)
+        let g = engine.geometry
+        try ShapeValidation.require(outputGradient, equals: [g.batch, engine.filters, g.outputHeight, g.outputWidth],
+                                    argument: "outputGradient")
+        return engine
     }
 
     /// Validates the shapes and parameters and builds the engine that runs them.

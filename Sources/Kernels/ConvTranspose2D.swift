@@ -44,27 +44,11 @@ public struct ConvTranspose2D: Sendable, Hashable {
     /// - Returns: `[N, Cout, HO, WO]`.
     public func forward(_ input: Tensor, weight: Tensor, bias: Tensor? = nil) throws -> Tensor {
         let engine = try makeEngine(input: input.shape, weight: weight.shape)
-        let g = engine.geometry
-        try ShapeValidation.requireBias(bias, channels: g.channels)
-        let shape = [g.batch, g.channels, g.height, g.width]
-        let scalars = Buffers.make(count: g.batch * g.imageSize) { output in
-            input.withPointer { input in
-                weight.withPointer { weight in
-                    Buffers.withWorkspace(count: engine.workspaceCount) { workspace in
-                        // The transposed convolution's forward pass is the convolution's backward-data pass.
-                        engine.backwardData(outputGradient: input, weight: weight, inputGradient: output, workspace: workspace)
-                    }
-                }
-            }
-            guard let bias else { return }
-            for image in 0..<g.batch {
-                for channel in 0..<g.channels {
-                    VectorOperations.add(bias.scalars[channel], into: output + image * g.imageSize + channel * g.inputPlaneSize,
-                                         count: g.inputPlaneSize)
-                }
-            }
+        try ShapeValidation.requireBias(bias, channels: engine.geometry.channels)
+        // The transposed convolution's forward pass is the convolution's backward-data pass.
+        return Buffers.withWorkspace(count: engine.workspaceCount) { workspace in
+            engine.imageSide(input, weight: weight, channelBias: bias, workspace: workspace)
         }
-        return Tensor(validatedShape: shape, scalars: scalars)
     }
 
     /// The gradients with respect to input, weight and bias, given the gradient with respect
@@ -74,45 +58,13 @@ public struct ConvTranspose2D: Sendable, Hashable {
         let g = engine.geometry
         try ShapeValidation.require(outputGradient.shape, equals: [g.batch, g.channels, g.height, g.width],
                                     argument: "outputGradient")
-        var inputGradient: [Float] = []
-        var weightGradient: [Float] = []
-        var biasGradient: [Float] = []
-        Buffers.withWorkspace(count: engine.workspaceCount) { workspace in
-            // Roles swap against Conv2D: the output gradient is the image side, the input the filter side.
-            inputGradient = Buffers.make(count: input.count) { inputGradient in
-                outputGradient.withPointer { outputGradient in
-                    weight.withPointer { weight in
-                        engine.forward(input: outputGradient, weight: weight, bias: nil, output: inputGradient, workspace: workspace)
-                    }
-                }
-            }
-            weightGradient = Buffers.make(count: weight.count) { weightGradient in
-                if g.batch == 0 {
-                    weightGradient.update(repeating: 0, count: weight.count)
-                    return
-                }
-                outputGradient.withPointer { outputGradient in
-                    input.withPointer { input in
-                        engine.backwardWeight(input: outputGradient, outputGradient: input,
-                                              weightGradient: weightGradient, workspace: workspace)
-                    }
-                }
-            }
-            biasGradient = Buffers.make(count: g.channels) { biasGradient in
-                if g.batch == 0 {
-                    biasGradient.update(repeating: 0, count: g.channels)
-                    return
-                }
-                outputGradient.withPointer { outputGradient in
-                    ConvolutionEngine.channelSums(outputGradient, batch: g.batch, channels: g.channels,
-                                                  planeSize: g.inputPlaneSize, into: biasGradient)
-                }
-            }
+        // Roles swap against Conv2D: the output gradient is the image side, the input the filter side.
+        return Buffers.withWorkspace(count: engine.workspaceCount) { workspace in
+            ConvGradients(
+                input: engine.filterSide(outputGradient, weight: weight, bias: nil, workspace: workspace),
+                weight: engine.weightGradient(filterSide: input, imageSide: outputGradient, workspace: workspace),
+                bias: engine.imageSideChannelSums(outputGradient))
         }
-        return ConvGradients(
-            input: Tensor(validatedShape: input.shape, scalars: inputGradient),
-            weight: Tensor(validatedShape: weight.shape, scalars: weightGradient),
-            bias: Tensor(validatedShape: [g.channels], scalars: biasGradient))
     }
 
     /// Validates shapes and parameters; the engine's image side is this layer's output.

@@ -120,3 +120,94 @@ extension ConvolutionEngine {
         _ = try CheckedArithmetic.product(g.batch, outputImage, argument: "input", describing: "the output's element count")
     }
 }
+
+/// Tensor-level passes: allocate the result, run the raw pass, wrap it. The layers pick which
+/// pass plays which role.
+extension ConvolutionEngine {
+    /// The image side `col2im(weightᵀ · filterSide)` plus an optional per-channel bias, shaped
+    /// like the image side: the convolution's input gradient, the transposed convolution's output.
+    func imageSide(_ filterSide: Tensor, weight: Tensor, channelBias: Tensor? = nil,
+                   workspace: UnsafeMutablePointer<Float>?) -> Tensor {
+        let g = geometry
+        let scalars = Buffers.make(count: g.batch * g.imageSize) { destination in
+            filterSide.withPointer { filterSide in
+                weight.withPointer { weight in
+                    backwardData(outputGradient: filterSide, weight: weight, inputGradient: destination, workspace: workspace)
+                }
+            }
+            guard let channelBias else { return }
+            for image in 0..<g.batch {
+                for channel in 0..<g.channels {
+                    VectorOperations.add(channelBias.scalars[channel], into: destination + image * g.imageSize + channel * g.inputPlaneSize,
+                                         count: g.inputPlaneSize)
+                }
+            }
+        }
+        return Tensor(validatedShape: [g.batch, g.channels, g.height, g.width], scalars: scalars)
+    }
+
+    /// `Σₙ filterSide[n] · im2col(imageSide[n])ᵀ`, shaped `[filters, channels, KH, KW]`.
+    func weightGradient(filterSide: Tensor, imageSide: Tensor, workspace: UnsafeMutablePointer<Float>?) -> Tensor {
+        let g = geometry
+        let scalars = Buffers.make(count: filters * g.columnRows) { destination in
+            guard g.batch > 0 else {
+                destination.update(repeating: 0, count: filters * g.columnRows)
+                return
+            }
+            imageSide.withPointer { imageSide in
+                filterSide.withPointer { filterSide in
+                    backwardWeight(input: imageSide, outputGradient: filterSide, weightGradient: destination, workspace: workspace)
+                }
+            }
+        }
+        return Tensor(validatedShape: [filters, g.channels, g.kernel.height, g.kernel.width], scalars: scalars)
+    }
+
+    /// Per-filter sums of the filter side, `[filters]`.
+    func filterSideChannelSums(_ filterSide: Tensor) -> Tensor {
+        let g = geometry
+        let scalars = Buffers.make(count: filters) { destination in
+            guard g.batch > 0 else {
+                destination.update(repeating: 0, count: filters)
+                return
+            }
+            filterSide.withPointer { filterSide in
+                ConvolutionEngine.channelSums(filterSide, batch: g.batch, channels: filters,
+                                              planeSize: g.outputPlaneSize, into: destination)
+            }
+        }
+        return Tensor(validatedShape: [filters], scalars: scalars)
+    }
+
+    /// Per-channel sums of the image side, `[channels]`: the transposed convolution's bias gradient.
+    func imageSideChannelSums(_ imageSide: Tensor) -> Tensor {
+        let g = geometry
+        let scalars = Buffers.make(count: g.channels) { destination in
+            guard g.batch > 0 else {
+                destination.update(repeating: 0, count: g.channels)
+                return
+            }
+            imageSide.withPointer { imageSide in
+                ConvolutionEngine.channelSums(imageSide, batch: g.batch, channels: g.channels,
+                                              planeSize: g.inputPlaneSize, into: destination)
+            }
+        }
+        return Tensor(validatedShape: [g.channels], scalars: scalars)
+    }
+
+    /// `weight · im2col(imageSide) (+ bias)`, shaped `[batch, filters, OH, OW]`.
+    func filterSide(_ imageSide: Tensor, weight: Tensor, bias: Tensor?, workspace: UnsafeMutablePointer<Float>?) -> Tensor {
+        let g = geometry
+        let scalars = Buffers.make(count: g.batch * outputImageSize) { destination in
+            guard g.batch > 0 else { return }
+            imageSide.withPointer { imageSide in
+                weight.withPointer { weight in
+                    bias.withPointer { bias in
+                        forward(input: imageSide, weight: weight, bias: bias, output: destination, workspace: workspace)
+                    }
+                }
+            }
+        }
+        return Tensor(validatedShape: [g.batch, filters, g.outputHeight, g.outputWidth], scalars: scalars)
+    }
+}
