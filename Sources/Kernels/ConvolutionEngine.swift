@@ -84,12 +84,6 @@ struct ConvolutionEngine {
         }
     }
 
-    /// `biasGradient[f] = Σ over images and output positions of outputGradient`, in `Double`.
-    func biasGradient(outputGradient: UnsafePointer<Float>, biasGradient: UnsafeMutablePointer<Float>) {
-        ConvolutionEngine.channelSums(outputGradient, batch: geometry.batch, channels: filters,
-                                      planeSize: geometry.outputPlaneSize, into: biasGradient)
-    }
-
     /// Per-channel sums of an NCHW buffer: the bias gradient of any layer.
     static func channelSums(_ tensor: UnsafePointer<Float>, batch: Int, channels: Int, planeSize: Int,
                             into sums: UnsafeMutablePointer<Float>) {

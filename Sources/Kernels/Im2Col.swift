@@ -56,4 +56,20 @@ public struct Im2Col: Sendable, Hashable {
         }
         return Tensor(validatedShape: shape, scalars: scalars)
     }
+
+    /// im2col of one image through raw pointers, for callers managing their own buffers.
+    ///
+    /// `image` holds `geometry.imageSize` floats and `columns` `geometry.columnsPerImage`; the
+    /// geometry was validated when it was made, the buffers are the caller's responsibility.
+    public static func columns(image: UnsafePointer<Float>, geometry: ConvGeometry,
+                               into columns: UnsafeMutablePointer<Float>) {
+        im2col(image: image, geometry: geometry, columns: columns)
+    }
+
+    /// col2im of one image through raw pointers: adds every column entry into `image`
+    /// (`geometry.imageSize` floats, accumulated into, not cleared).
+    public static func accumulate(columns: UnsafePointer<Float>, geometry: ConvGeometry,
+                                  into image: UnsafeMutablePointer<Float>) {
+        col2im(columns: columns, geometry: geometry, image: image)
+    }
 }
