@@ -1,0 +1,83 @@
+import Testing
+@testable import Kernels
+
+@Suite struct Conv2DTests {
+    static let tolerance = 2e-4
+
+    @Test(arguments: [GEMMBackend.openBLAS, .swiftNaive, .swiftBlocked])
+    func forwardMatchesDirectConvolution(backend: GEMMBackend) throws {
+        var generator = SeededGenerator(seed: 21)
+        for trial in 0..<50 {
+            let geometry = RandomGeometry.draw(&generator)
+            let x = Tensor.random(geometry.inputShape, using: &generator)
+            let w = Tensor.random(geometry.weightShape, using: &generator)
+            let b = trial.isMultiple(of: 2) ? Tensor.random([geometry.filters], using: &generator) : nil
+            let conv = Conv2D(stride: geometry.params.stride, padding: geometry.params.padding,
+                              dilation: geometry.params.dilation, backend: backend)
+            let y = try conv.forward(x, weight: w, bias: b)
+            let reference = Reference.conv2d(x, w, b, geometry.params)
+            #expect(y.shape == reference.shape, "\(geometry)")
+            #expect(relativeError(y.scalars, reference.values) <= Self.tolerance, "\(geometry)")
+        }
+    }
+
+    @Test func gradientsMatchFiniteDifferences() throws {
+        // Loss = Σ y ⊙ r for a random r, so dL/dy = r.
+        var generator = SeededGenerator(seed: 22)
+        for _ in 0..<25 {
+            let geometry = RandomGeometry.draw(&generator)
+            let x = Tensor.random(geometry.inputShape, using: &generator)
+            let w = Tensor.random(geometry.weightShape, using: &generator)
+            let b = Tensor.random([geometry.filters], using: &generator)
+            let conv = Conv2D(stride: geometry.params.stride, padding: geometry.params.padding, dilation: geometry.params.dilation)
+            let r = Tensor.random(try conv.outputShape(input: x.shape, weight: w.shape), using: &generator)
+            let g = try conv.backward(r, input: x, weight: w)
+            #expect(g.input.shape == x.shape && g.weight.shape == w.shape && g.bias.shape == [geometry.filters])
+            Reference.checkGradients(g, x: x, w: w, b: b, using: &generator, context: "\(geometry)") { xs, ws, bs in
+                let y = Reference.conv2d(xs, x.shape, ws, w.shape, bs, geometry.params)
+                return zip(y.values, r.scalars).reduce(0) { $0 + $1.0 * Double($1.1) }
+            }
+        }
+    }
+
+    @Test func splitGradientCallsEqualTheCombinedBackward() throws {
+        var generator = SeededGenerator(seed: 23)
+        let conv = Conv2D(stride: 2, padding: 1)
+        let x = Tensor.random([2, 3, 9, 7], using: &generator)
+        let w = Tensor.random([4, 3, 3, 3], using: &generator)
+        let dy = Tensor.random(try conv.outputShape(input: x.shape, weight: w.shape), using: &generator)
+        let g = try conv.backward(dy, input: x, weight: w)
+        #expect(try conv.inputGradient(dy, inputShape: x.shape, weight: w) == g.input)
+        #expect(try conv.weightGradient(dy, input: x, weightShape: w.shape) == g.weight)
+    }
+
+    @Test func pointwiseConvolutionIsAMatrixProductPerPixel() throws {
+        // 1×1 stride-1 unpadded takes the no-im2col path: check it against the reference too,
+        // with a batch > 1 so per-image offsets are exercised.
+        var generator = SeededGenerator(seed: 24)
+        let x = Tensor.random([3, 5, 4, 6], using: &generator)
+        let w = Tensor.random([7, 5, 1, 1], using: &generator)
+        let b = Tensor.random([7], using: &generator)
+        let conv = Conv2D()
+        #expect(try conv.workspaceByteCount(input: x.shape, weight: w.shape) == 0)
+        let y = try conv.forward(x, weight: w, bias: b)
+        #expect(relativeError(y.scalars, Reference.conv2d(x, w, b, .init()).values) <= Self.tolerance)
+        let dy = Tensor.random(y.shape, using: &generator)
+        let g = try conv.backward(dy, input: x, weight: w)
+        // dX of a 1×1 convolution is Wᵀ·dY per pixel: the transposed convolution with the same weight.
+        let expected = Reference.convTranspose2d(dy, w, nil, .init(), outputPadding: 0)
+        #expect(relativeError(g.input.scalars, expected.values) <= Self.tolerance)
+    }
+
+    @Test func emptyBatchGivesEmptyOutputsAndZeroParameterGradients() throws {
+        let conv = Conv2D(padding: 1)
+        let x = try Tensor(shape: [0, 2, 5, 5], scalars: [])
+        let w = try Tensor(shape: [3, 2, 3, 3], repeating: 1)
+        let y = try conv.forward(x, weight: w, bias: try Tensor(shape: [3], repeating: 1))
+        #expect(y.shape == [0, 3, 5, 5] && y.scalars.isEmpty)
+        let g = try conv.backward(y, input: x, weight: w)
+        #expect(g.input.shape == [0, 2, 5, 5])
+        #expect(g.weight.scalars == [Float](repeating: 0, count: 54))
+        #expect(g.bias.scalars == [0, 0, 0])
+    }
+}

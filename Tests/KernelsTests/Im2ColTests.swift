@@ -1,0 +1,49 @@
+import Testing
+@testable import Kernels
+
+@Suite struct Im2ColTests {
+    @Test func columnsMatchTheNaiveUnfoldOnRandomGeometries() throws {
+        var generator = SeededGenerator(seed: 11)
+        for _ in 0..<60 {
+            let geometry = RandomGeometry.draw(&generator)
+            let x = Tensor.random(geometry.inputShape, using: &generator)
+            let unfold = Im2Col(kernel: geometry.kernel, stride: geometry.params.stride,
+                                padding: geometry.params.padding, dilation: geometry.params.dilation)
+            let columns = try unfold.columns(x)
+            #expect(columns.scalars == Reference.unfold(x, kernel: geometry.kernel, geometry.params), "\(geometry)")
+        }
+    }
+
+    @Test func col2imIsTheAdjointOfIm2col() throws {
+        // ⟨im2col(x), c⟩ = ⟨x, col2im(c)⟩ for every x and c: col2im adds back exactly what im2col read.
+        var generator = SeededGenerator(seed: 12)
+        for _ in 0..<80 {
+            let geometry = RandomGeometry.draw(&generator)
+            let unfold = Im2Col(kernel: geometry.kernel, stride: geometry.params.stride,
+                                padding: geometry.params.padding, dilation: geometry.params.dilation)
+            let x = Tensor.random(geometry.inputShape, using: &generator)
+            let columns = try unfold.columns(x)
+            let c = Tensor.random(columns.shape, using: &generator)
+            let image = try unfold.image(c, shape: x.shape)
+            let left = dot(columns.scalars, c.scalars)
+            let right = dot(x.scalars, image.scalars)
+            #expect(abs(left - right) <= 1e-4 * max(1, abs(left)), "\(geometry): \(left) vs \(right)")
+        }
+    }
+
+    @Test func stridedDilatedCol2imCountsCoverage() throws {
+        // Kernel 2, stride 2, dilation 2 on a 1×6 row: windows start at 0 and 2 and read
+        // {0, 2} and {2, 4}; so column-of-ones folds back to coverage counts [1,0,2,0,1,0].
+        let unfold = Im2Col(kernel: Size2D(height: 1, width: 2), stride: Size2D(height: 1, width: 2),
+                            dilation: Size2D(height: 1, width: 2))
+        let ones = try Tensor(shape: [1, 2, 2], repeating: 1)
+        let coverage = try unfold.image(ones, shape: [1, 1, 1, 6])
+        #expect(coverage.scalars == [1, 0, 2, 0, 1, 0])
+    }
+
+    @Test func imageRejectsColumnsOfTheWrongShape() throws {
+        let unfold = Im2Col(kernel: 3, padding: 1)
+        let wrong = try Tensor(shape: [1, 9, 8], repeating: 0)
+        expectKernelError("columns") { _ = try unfold.image(wrong, shape: [1, 1, 3, 3]) }
+    }
+}
