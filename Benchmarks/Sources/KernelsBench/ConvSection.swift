@@ -1,0 +1,100 @@
+import Kernels
+
+/// Conv2D's forward, backward-input, backward-weight and forward+backward on each layer, with
+/// each pass's rate set against cblas_sgemm's on the same GEMM shapes, measured in the same run.
+struct ConvSection {
+    let layers: [ConvLayer]
+    let policy: TimingPolicy
+    let threads: Int
+
+    func run(report: Report, filter: Filter) throws {
+        let selected = layers.filter { filter.includes(section: "conv", name: $0.name) }
+        guard !selected.isEmpty else { return }
+        var table = TextTable(
+            title: "Convolution (Conv2D through the Tensor API, OpenBLAS on \(threads) threads): median ms, GFLOP/s, % of sgemm",
+            headers: ["layer", "N,C,H,W→F,k,s,p", "pass", "ms", "GFLOP/s", "sgemm GFLOP/s", "% of sgemm", "workspace"],
+            firstNumericColumn: 3)
+        for layer in selected {
+            for measurement in try measure(layer, report: report) {
+                report.record(measurement)
+                table.append([
+                    measurement.variant == "forward" ? layer.name : "",
+                    measurement.variant == "forward" ? layer.summary : "",
+                    measurement.variant, Format.number(measurement.ms),
+                    Format.number(measurement.gflops ?? .nan), Format.number(measurement.sgemmGflops ?? .nan),
+                    Format.percent(measurement.percentOfSGEMM ?? .nan),
+                    Format.bytes(measurement.workspaceBytes ?? 0),
+                ])
+            }
+        }
+        table.notes = [
+            "FLOPs per pass = 2·N·F·C·KH·KW·OH·OW; forward+backward (forward, then Conv2D.backward) counts three passes.",
+            "% of sgemm = the pass's GFLOP/s ÷ cblas_sgemm's on that pass's per-image GEMM shape(s), timed just before",
+            "  the layer on \(threads) threads (forward: F×OH·OW×C·KH·KW; backward-input: Wᵀ·dY; backward-weight: dY·colsᵀ).",
+            "workspace = Conv2D.workspaceByteCount: scratch per call, one image's column matrix whatever N; output tensors not counted.",
+        ]
+        report.table(table)
+    }
+
+    private func measure(_ layer: ConvLayer, report: Report) throws -> [Measurement] {
+        let geometry = try layer.geometry()
+        let conv = layer.convolution()
+        let outputShape = try conv.outputShape(input: layer.inputShape, weight: layer.weightShape)
+        let input = try Tensor(shape: layer.inputShape, scalars: FloatBuffer(randomCount: geometry.batch * geometry.imageSize).array)
+        let weight = try Tensor(shape: layer.weightShape,
+                                scalars: FloatBuffer(randomCount: layer.filters * geometry.columnRows, seed: 2).array)
+        let bias = try Tensor(shape: [layer.filters], scalars: FloatBuffer(randomCount: layer.filters, seed: 3).array)
+        let outputGradient = try Tensor(shape: outputShape,
+                                        scalars: FloatBuffer(randomCount: outputShape.reduce(1, *), seed: 4).array)
+        let workspace = try conv.workspaceByteCount(input: layer.inputShape, weight: layer.weightShape)
+
+        report.progress("conv \(layer.name) \(layer.summary): sgemm references")
+        let sgemm = sgemmSecondsPerBatch(layer, geometry)
+        let flops = layer.flopsPerPass(geometry)
+
+        func pass(_ variant: String, flops: Double, sgemmSeconds: Double, _ body: () throws -> Void) throws -> Measurement {
+            report.progress("conv \(layer.name) \(variant)")
+            let timing = try policy.measure(body)
+            var measurement = Measurement(section: "conv", name: layer.name, variant: variant, shape: layer.shape,
+                                          timing: timing, threads: threads)
+            measurement.gflops = flops / timing.median / 1e9
+            measurement.sgemmGflops = flops / sgemmSeconds / 1e9
+            measurement.percentOfSGEMM = sgemmSeconds / timing.median * 100
+            measurement.workspaceBytes = workspace
+            return measurement
+        }
+
+        return [
+            try pass("forward", flops: flops, sgemmSeconds: sgemm.forward) {
+                Sink.consume(try conv.forward(input, weight: weight, bias: bias).scalars[0])
+            },
+            try pass("backward-input", flops: flops, sgemmSeconds: sgemm.inputGradient) {
+                Sink.consume(try conv.inputGradient(outputGradient, inputShape: layer.inputShape, weight: weight).scalars[0])
+            },
+            try pass("backward-weight", flops: flops, sgemmSeconds: sgemm.weightGradient) {
+                Sink.consume(try conv.weightGradient(outputGradient, input: input, weightShape: layer.weightShape).scalars[0])
+            },
+            try pass("forward+backward", flops: 3 * flops,
+                     sgemmSeconds: sgemm.forward + sgemm.inputGradient + sgemm.weightGradient) {
+                let output = try conv.forward(input, weight: weight, bias: bias)
+                let gradients = try conv.backward(outputGradient, input: input, weight: weight)
+                Sink.consume(output.scalars[0] + gradients.input.scalars[0] + gradients.weight.scalars[0])
+            },
+        ]
+    }
+
+    /// cblas_sgemm's median time on each pass's per-image GEMM, times the batch size: what
+    /// the pass would cost if im2col, col2im and allocation were free.
+    private func sgemmSecondsPerBatch(_ layer: ConvLayer, _ geometry: ConvGeometry)
+        -> (forward: Double, inputGradient: Double, weightGradient: Double) {
+        let shapes = layer.gemmShapes(geometry)
+        let batch = Double(layer.batch)
+        func seconds(_ shape: GEMMShape, beta: Float) -> Double {
+            let operands = GEMMOperands(shape)
+            return policy.measure { operands.multiply(on: .openBLAS, beta: beta) }.median * batch
+        }
+        // The weight gradient accumulates over images (beta = 1), as Conv2D does.
+        return (seconds(shapes.forward, beta: 0), seconds(shapes.inputGradient, beta: 0),
+                seconds(shapes.weightGradient, beta: 1))
+    }
+}
