@@ -27,6 +27,10 @@ struct KernelsBench: ParsableCommand {
     @Flag(help: "A seconds-long smoke run: small squares, batch-1 layers, a few runs each. Its figures mean nothing.")
     var quick = false
 
+    @Option(name: .customLong("section"),
+            help: "Run only this section: gemm, conv or col2im (repeatable; default all).")
+    var sections: [Section] = []
+
     @Option(name: .customLong("layer"),
             help: ArgumentHelp("Also benchmark this convolution layer (repeatable; dilation may be left off).",
                                valueName: "N,C,H,W,F,KH,KW,stride,padding,dilation"))
@@ -83,10 +87,17 @@ struct KernelsBench: ParsableCommand {
             report.text(machine.summary + "\n")
         }
 
-        GEMMSection(squareSizes: squareSizes, layers: layers, naiveLimit: naiveLimit, policy: policy, allThreads: allThreads)
-            .run(report: report, filter: filter)
-        try ConvSection(layers: layers, policy: policy, threads: allThreads).run(report: report, filter: filter)
-        try Col2ImSection(layers: layers, policy: policy, cores: machine.cores).run(report: report, filter: filter)
+        let chosen = Set(sections.isEmpty ? Section.allCases : sections)
+        if chosen.contains(.gemm) {
+            GEMMSection(squareSizes: squareSizes, layers: layers, naiveLimit: naiveLimit, policy: policy, allThreads: allThreads)
+                .run(report: report, filter: filter)
+        }
+        if chosen.contains(.conv) {
+            try ConvSection(layers: layers, policy: policy, threads: allThreads).run(report: report, filter: filter)
+        }
+        if chosen.contains(.col2im) {
+            try Col2ImSection(layers: layers, policy: policy, cores: machine.cores).run(report: report, filter: filter)
+        }
 
         let elapsed = (clock.now - started).seconds
         report.text("Load average at end (1/5/15 min): \(MachineDescription.currentLoadAverage()); "
