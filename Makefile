@@ -2,13 +2,21 @@
 #   make deps   installs libopenblas-dev and liblapacke-dev with apt-get when they are missing
 #   make test   builds and runs the test suite (the README's test command; CI runs it)
 #   make bench  builds the benchmark harness in release mode and prints the tables
+#   make bench-quick  a seconds-long smoke run of the harness (CI runs it so it never rots)
+#   make bench-peers  the conv table in PyTorch and NumPy beside Kernels, with ratios
 
 SWIFT        ?= swift
 APT_PACKAGES := libopenblas-dev liblapacke-dev pkg-config
 # apt-get needs root; use sudo when we are not root and it exists.
 SUDO         := $(shell [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null && echo sudo)
 
-.PHONY: all deps build test bench clean
+# Python peers live in a virtual environment outside the source tree (torch is ~3 GB).
+BENCH_VENV   ?= $(HOME)/.cache/kernels-bench-venv
+BENCH_PYTHON ?= python3
+# Extra kernels-bench arguments, e.g. BENCH_ARGS="--filter conv/resnet --layer 8,64,56,56,64,3,3,1,1,1".
+BENCH_ARGS   ?=
+
+.PHONY: all deps build test bench bench-quick bench-peers clean
 
 all: build
 
@@ -29,7 +37,20 @@ test: deps
 	$(SWIFT) test
 
 bench: deps
-	@echo "The benchmark harness is not written yet."
+	cd Benchmarks && $(SWIFT) run -c release kernels-bench $(BENCH_ARGS)
+
+bench-quick: deps
+	cd Benchmarks && $(SWIFT) run -c release kernels-bench --quick
+
+bench-peers: deps
+	cd Benchmarks && $(SWIFT) build -c release --product kernels-bench
+	@if ! "$(BENCH_VENV)/bin/python" -c "import torch, numpy" 2>/dev/null; then \
+	  echo "bench-peers: installing torch and numpy into $(BENCH_VENV)"; \
+	  { [ -x "$(BENCH_VENV)/bin/python" ] || $(BENCH_PYTHON) -m venv "$(BENCH_VENV)"; } && \
+	  "$(BENCH_VENV)/bin/python" -m pip install --quiet torch numpy; \
+	fi
+	"$(BENCH_VENV)/bin/python" Scripts/bench_peers.py \
+	  --kernels-bench "$$(cd Benchmarks && $(SWIFT) build -c release --show-bin-path)/kernels-bench" $(BENCH_ARGS)
 
 clean:
 	rm -rf .build Benchmarks/.build
