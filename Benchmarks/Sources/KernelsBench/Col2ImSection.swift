@@ -27,31 +27,28 @@ struct Col2ImSection {
             let images = FloatBuffer(randomCount: geometry.batch * geometry.imageSize, seed: 6)
             let bytes = geometry.batch * columns.byteCount
 
-            func rate(_ variant: String, threads: Int, _ perImage: (Int) -> Void) -> Double {
-                let timing = policy.measure {
-                    for image in 0..<geometry.batch { perImage(image) }
-                }
-                var measurement = Measurement(section: "col2im", name: layer.name, variant: variant, shape: layer.shape,
-                                              timing: timing, threads: threads)
+            func image(_ index: Int) -> UnsafeMutablePointer<Float> { images.pointer + index * geometry.imageSize }
+            let variants: [(name: String, threads: Int, perImage: (Int) -> Void)] = [
+                ("im2col", cores, { Im2Col.columns(image: image($0), geometry: geometry, into: columns.pointer) }),
+                ("col2im", cores, { Im2Col.accumulate(columns: columns.pointer, geometry: geometry, into: image($0)) }),
+                ("scatter-col2im", 1, { ScatterCol2Im.accumulate(columns: columns.pointer, geometry: geometry, into: image($0)) }),
+                ("memcpy", 1, { _ in
+                    UnsafeMutableRawPointer(copy.pointer).copyMemory(from: columns.pointer, byteCount: columns.byteCount)
+                }),
+            ]
+            // Interleaved, so the ratios between them hold even while the machine's load changes.
+            let timings = policy.measureInterleaved(variants.map { variant in
+                { for index in 0..<geometry.batch { variant.perImage(index) } }
+            })
+            let rates = zip(variants, timings).map { variant, timing in
+                var measurement = Measurement(section: "col2im", name: layer.name, variant: variant.name, shape: layer.shape,
+                                              timing: timing, threads: variant.threads)
                 measurement.bytes = bytes
                 measurement.gbPerSecond = Double(bytes) / timing.median / 1e9
                 report.record(measurement)
                 return Double(bytes) / timing.median / 1e9
             }
-            func image(_ index: Int) -> UnsafeMutablePointer<Float> { images.pointer + index * geometry.imageSize }
-
-            let im2col = rate("im2col", threads: cores) { index in
-                Im2Col.columns(image: image(index), geometry: geometry, into: columns.pointer)
-            }
-            let accumulate = rate("col2im", threads: cores) { index in
-                Im2Col.accumulate(columns: columns.pointer, geometry: geometry, into: image(index))
-            }
-            let scatter = rate("scatter-col2im", threads: 1) { index in
-                ScatterCol2Im.accumulate(columns: columns.pointer, geometry: geometry, into: image(index))
-            }
-            let memcpy = rate("memcpy", threads: 1) { _ in
-                UnsafeMutableRawPointer(copy.pointer).copyMemory(from: columns.pointer, byteCount: columns.byteCount)
-            }
+            let (im2col, accumulate, scatter, memcpy) = (rates[0], rates[1], rates[2], rates[3])
             Sink.consume(images.pointer[0] + copy.pointer[0])
             table.append([layer.name, Format.bytes(columns.byteCount),
                           Format.number(im2col), Format.number(accumulate), Format.number(scatter), Format.number(memcpy),

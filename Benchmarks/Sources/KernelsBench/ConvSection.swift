@@ -29,8 +29,8 @@ struct ConvSection {
         }
         table.notes = [
             "FLOPs per pass = 2·N·F·C·KH·KW·OH·OW; forward+backward (forward, then Conv2D.backward) counts three passes.",
-            "% of sgemm = the pass's GFLOP/s ÷ cblas_sgemm's on that pass's per-image GEMM shape(s), timed just before",
-            "  the layer on \(threads) threads (forward: F×OH·OW×C·KH·KW; backward-input: Wᵀ·dY; backward-weight: dY·colsᵀ).",
+            "% of sgemm = the pass's GFLOP/s ÷ cblas_sgemm's on that pass's per-image GEMM shape(s) run N times, timed in",
+            "  alternation with the pass on \(threads) threads (forward: F×OH·OW×C·KH·KW; backward-input: Wᵀ·dY; backward-weight: dY·colsᵀ).",
             "workspace = Conv2D.workspaceByteCount: scratch per call, one image's column matrix whatever N; output tensors not counted.",
         ]
         report.table(table)
@@ -48,13 +48,26 @@ struct ConvSection {
                                         scalars: FloatBuffer(randomCount: outputShape.reduce(1, *), seed: 4).array)
         let workspace = try conv.workspaceByteCount(input: layer.inputShape, weight: layer.weightShape)
 
-        report.progress("conv \(layer.name) \(layer.summary): sgemm references")
-        let sgemm = sgemmSecondsPerBatch(layer, geometry)
         let flops = layer.flopsPerPass(geometry)
+        let shapes = layer.gemmShapes(geometry)
+        let forwardGEMM = GEMMOperands(shapes.forward)
+        let inputGradientGEMM = GEMMOperands(shapes.inputGradient)
+        // The weight gradient accumulates over images (beta = 1), as Conv2D does.
+        let weightGradientGEMM = GEMMOperands(shapes.weightGradient, beta: 1)
 
-        func pass(_ variant: String, flops: Double, sgemmSeconds: Double, _ body: () throws -> Void) throws -> Measurement {
+        /// Times a pass interleaved with its reference: cblas_sgemm on the same per-image
+        /// shapes, once per image, which is what the pass would cost if im2col, col2im and
+        /// allocation were free.
+        func pass(_ variant: String, flops: Double, reference: [GEMMOperands],
+                  _ body: @escaping () throws -> Void) throws -> Measurement {
             report.progress("conv \(layer.name) \(variant)")
-            let timing = try policy.measure(body)
+            let sgemm: () throws -> Void = {
+                for _ in 0..<layer.batch {
+                    for operands in reference { operands.multiply(on: .openBLAS) }
+                }
+            }
+            let timings = try policy.measureInterleaved([body, sgemm])
+            let (timing, sgemmSeconds) = (timings[0], timings[1].median)
             var measurement = Measurement(section: "conv", name: layer.name, variant: variant, shape: layer.shape,
                                           timing: timing, threads: threads)
             measurement.gflops = flops / timing.median / 1e9
@@ -65,36 +78,21 @@ struct ConvSection {
         }
 
         return [
-            try pass("forward", flops: flops, sgemmSeconds: sgemm.forward) {
+            try pass("forward", flops: flops, reference: [forwardGEMM]) {
                 Sink.consume(try conv.forward(input, weight: weight, bias: bias).scalars[0])
             },
-            try pass("backward-input", flops: flops, sgemmSeconds: sgemm.inputGradient) {
+            try pass("backward-input", flops: flops, reference: [inputGradientGEMM]) {
                 Sink.consume(try conv.inputGradient(outputGradient, inputShape: layer.inputShape, weight: weight).scalars[0])
             },
-            try pass("backward-weight", flops: flops, sgemmSeconds: sgemm.weightGradient) {
+            try pass("backward-weight", flops: flops, reference: [weightGradientGEMM]) {
                 Sink.consume(try conv.weightGradient(outputGradient, input: input, weightShape: layer.weightShape).scalars[0])
             },
             try pass("forward+backward", flops: 3 * flops,
-                     sgemmSeconds: sgemm.forward + sgemm.inputGradient + sgemm.weightGradient) {
+                     reference: [forwardGEMM, inputGradientGEMM, weightGradientGEMM]) {
                 let output = try conv.forward(input, weight: weight, bias: bias)
                 let gradients = try conv.backward(outputGradient, input: input, weight: weight)
                 Sink.consume(output.scalars[0] + gradients.input.scalars[0] + gradients.weight.scalars[0])
             },
         ]
-    }
-
-    /// cblas_sgemm's median time on each pass's per-image GEMM, times the batch size: what
-    /// the pass would cost if im2col, col2im and allocation were free.
-    private func sgemmSecondsPerBatch(_ layer: ConvLayer, _ geometry: ConvGeometry)
-        -> (forward: Double, inputGradient: Double, weightGradient: Double) {
-        let shapes = layer.gemmShapes(geometry)
-        let batch = Double(layer.batch)
-        func seconds(_ shape: GEMMShape, beta: Float) -> Double {
-            let operands = GEMMOperands(shape)
-            return policy.measure { operands.multiply(on: .openBLAS, beta: beta) }.median * batch
-        }
-        // The weight gradient accumulates over images (beta = 1), as Conv2D does.
-        return (seconds(shapes.forward, beta: 0), seconds(shapes.inputGradient, beta: 0),
-                seconds(shapes.weightGradient, beta: 1))
     }
 }

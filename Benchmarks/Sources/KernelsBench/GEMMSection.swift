@@ -46,15 +46,13 @@ struct GEMMSection {
         for row in rows {
             report.progress("gemm \(row.name) \(row.shape)")
             let operands = GEMMOperands(row.shape)
-            var rates = Rates()
-            rates.openBLASSingle = measure(row, "openBLAS-1thread", threads: 1, backend: .openBLAS, operands, report)
-            rates.openBLASAll = measure(row, "openBLAS-\(allThreads)threads", threads: allThreads, backend: .openBLAS, operands, report)
-            rates.blocked = measure(row, "swiftBlocked", threads: allThreads, backend: .swiftBlocked, operands, report)
-            if row.shape.multiplyAdds <= naiveLimit {
-                let naive = measure(row, "swiftNaive", threads: allThreads, backend: .swiftNaive, operands, report)
-                rates.naive = naive
+            let runsNaive = row.shape.multiplyAdds <= naiveLimit
+            let gflops = measure(row, operands, includingNaive: runsNaive, report)
+            var rates = Rates(openBLASSingle: gflops[0], openBLASAll: gflops[1], blocked: gflops[2])
+            if runsNaive {
+                rates.naive = gflops[3]
                 if row.shape.multiplyAdds > largestNaive?.shape.multiplyAdds ?? 0 {
-                    largestNaive = (row.shape, naive)
+                    largestNaive = (row.shape, gflops[3])
                 }
             }
             ratesByName[row.name] = rates
@@ -72,19 +70,29 @@ struct GEMMSection {
         report.table(table)
     }
 
-    /// Times one backend on one row, records it, and returns its GFLOP/s.
-    private func measure(_ row: Row, _ variant: String, threads: Int, backend: GEMMBackend,
-                         _ operands: GEMMOperands, _ report: Report) -> Double {
-        GEMM.openBLASThreadCount = threads
-        defer { GEMM.openBLASThreadCount = allThreads }
-        let timing = policy.measure { operands.multiply(on: backend) }
-        let gflops = row.shape.flops / timing.median / 1e9
-        var measurement = Measurement(section: "gemm", name: row.name, variant: variant,
-                                      shape: "\(row.shape.m),\(row.shape.n),\(row.shape.k)",
-                                      timing: timing, threads: threads)
-        measurement.gflops = gflops
-        report.record(measurement)
-        return gflops
+    /// Times OpenBLAS on one thread and on all, swiftBlocked and (when affordable) swiftNaive
+    /// on one row, interleaved so they share the machine's load; records them and returns
+    /// their GFLOP/s in that order.
+    private func measure(_ row: Row, _ operands: GEMMOperands, includingNaive: Bool, _ report: Report) -> [Double] {
+        var variants: [(name: String, threads: Int, backend: GEMMBackend)] = [
+            ("openBLAS-1thread", 1, .openBLAS),
+            ("openBLAS-\(allThreads)threads", allThreads, .openBLAS),
+            ("swiftBlocked", allThreads, .swiftBlocked),
+        ]
+        if includingNaive { variants.append(("swiftNaive", allThreads, .swiftNaive)) }
+        let timings = policy.measureInterleaved(
+            variants.map { variant in { operands.multiply(on: variant.backend) } },
+            prepare: { GEMM.openBLASThreadCount = variants[$0].threads })
+        GEMM.openBLASThreadCount = allThreads
+        return zip(variants, timings).map { variant, timing in
+            let gflops = row.shape.flops / timing.median / 1e9
+            var measurement = Measurement(section: "gemm", name: row.name, variant: variant.name,
+                                          shape: "\(row.shape.m),\(row.shape.n),\(row.shape.k)",
+                                          timing: timing, threads: variant.threads)
+            measurement.gflops = gflops
+            report.record(measurement)
+            return gflops
+        }
     }
 
     private func notes(rows: [Row], ratesByName: [String: Rates],

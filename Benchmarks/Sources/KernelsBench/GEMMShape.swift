@@ -23,19 +23,22 @@ struct GEMMShape: Sendable, Hashable, CustomStringConvertible {
 /// Random `A`, `B` and a `C` for one GEMM shape, owned for the duration of a benchmark.
 final class GEMMOperands {
     let shape: GEMMShape
+    /// 1 where the caller accumulates into `C` (the weight gradient over images), else 0.
+    let beta: Float
     private let a: FloatBuffer
     private let b: FloatBuffer
     private let c: FloatBuffer
 
-    init(_ shape: GEMMShape) {
+    init(_ shape: GEMMShape, beta: Float = 0) {
         self.shape = shape
+        self.beta = beta
         a = FloatBuffer(randomCount: shape.m * shape.k)
         b = FloatBuffer(randomCount: shape.k * shape.n)
         c = FloatBuffer(randomCount: shape.m * shape.n)
     }
 
     /// One `C = op(A) · op(B) + beta · C` on `backend`, with the tightest leading dimensions.
-    func multiply(on backend: GEMMBackend, beta: Float = 0) {
+    func multiply(on backend: GEMMBackend) {
         let s = shape
         backend.multiply(transposeA: s.transposeA, transposeB: s.transposeB, m: s.m, n: s.n, k: s.k,
                          alpha: 1, a: a.pointer, lda: s.transposeA ? s.m : s.k,

@@ -20,22 +20,36 @@ struct TimingPolicy: Sendable {
     /// Enough to prove every path runs, not to measure anything.
     static let quick = TimingPolicy(warmUpSeconds: 0, budgetSeconds: 0.01, minimumRuns: 2, maximumRuns: 5)
 
-    /// Runs `body` per the policy and returns the statistics of the timed runs.
-    func measure(_ body: () throws -> Void) rethrows -> Timing {
+    /// Times calls that will be compared with each other, in rounds of one run of
+    /// each, so that a neighbour's build starting or stopping slows all of them alike instead
+    /// of whichever happened to run at that moment. The budget and run counts apply to each.
+    /// `prepare(i)` runs untimed before every call of `bodies[i]` (to set a thread count).
+    func measureInterleaved<E: Error>(_ bodies: [() throws(E) -> Void],
+                                      prepare: (Int) -> Void = { _ in }) throws(E) -> [Timing] {
         let clock = ContinuousClock()
         let warmUpStart = clock.now
         repeat {
-            try body()
-        } while (clock.now - warmUpStart).seconds < warmUpSeconds
+            for (index, body) in bodies.enumerated() {
+                prepare(index)
+                try body()
+            }
+        } while (clock.now - warmUpStart).seconds < warmUpSeconds * Double(bodies.count)
 
-        var samples: [Double] = []
+        var samples = [[Double]](repeating: [], count: bodies.count)
         var spent = 0.0
-        while samples.count < maximumRuns && (samples.count < minimumRuns || spent < budgetSeconds) {
-            let elapsed = try clock.measure(body).seconds
-            samples.append(elapsed)
-            spent += elapsed
+        var rounds = 0
+        while rounds < maximumRuns && (rounds < minimumRuns || spent < budgetSeconds * Double(bodies.count)) {
+            for (index, body) in bodies.enumerated() {
+                prepare(index)
+                let start = clock.now
+                try body()
+                let elapsed = (clock.now - start).seconds
+                samples[index].append(elapsed)
+                spent += elapsed
+            }
+            rounds += 1
         }
-        return Timing(samples: samples)
+        return samples.map(Timing.init(samples:))
     }
 }
 
