@@ -3,8 +3,8 @@ import Kernels
 /// cblas_sgemm against the pure-Swift matrix multiplies, on square sizes and on the
 /// per-image forward GEMM shapes of the convolution layers.
 ///
-/// OpenBLAS is timed on one thread and on all of them; the Swift versions are what they are
-/// (single-threaded today). The triple loop is only run up to `naiveLimit` multiply-adds:
+/// OpenBLAS is timed on one thread and on all of them; the Swift versions run however the
+/// library runs them (they ignore the OpenBLAS thread count). The triple loop is only run up to `naiveLimit` multiply-adds:
 /// beyond that it takes seconds per call and its rate no longer changes.
 struct GEMMSection {
     let squareSizes: [Int]
