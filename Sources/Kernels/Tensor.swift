@@ -47,19 +47,25 @@ public struct Tensor: Sendable, Hashable {
     public var count: Int { scalars.count }
 
     /// The product of `shape`, or a ``KernelError`` naming `argument` when a dimension is
-    /// negative or the product overflows `Int`.
+    /// negative or the product overflows `Int` (counted in elements or in bytes).
     static func elementCount(of shape: [Int], argument: String) throws -> Int {
+        if let axis = shape.firstIndex(where: { $0 < 0 }) {
+            throw KernelError(argument: argument, reason: "dimension \(axis) of \(shape) is negative")
+        }
+        // A zero anywhere makes the true product 0, so [Int.max, 2, 0] is as valid as [0, Int.max, 2].
+        if shape.contains(0) { return 0 }
         var count = 1
-        for (axis, dimension) in shape.enumerated() {
-            guard dimension >= 0 else {
-                throw KernelError(argument: argument, reason: "dimension \(axis) of \(shape) is negative")
-            }
+        for dimension in shape {
             let (product, overflow) = count.multipliedReportingOverflow(by: dimension)
             guard !overflow else {
                 throw KernelError(argument: argument, reason: "the element count of \(shape) overflows Int")
             }
             count = product
         }
+        // The storage is allocated in bytes; an element count that fits Int can still overflow there,
+        // and Array's allocator traps on that instead of throwing.
+        _ = try CheckedArithmetic.product(count, MemoryLayout<Float>.stride, argument: argument,
+                                          describing: "the byte size of \(shape)")
         return count
     }
 }
