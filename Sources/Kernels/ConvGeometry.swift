@@ -40,7 +40,8 @@ public struct ConvGeometry: Sendable, Hashable {
     ///   the padded input (`"weight"` when the kernel comes from a weight tensor).
     /// - Throws: ``KernelError`` for a negative batch, a channel/height/width below 1, a kernel,
     ///   stride or dilation below 1, a negative padding, a kernel larger than the padded
-    ///   input, or any size that overflows.
+    ///   input, or any size that overflows `Int` (in elements or bytes), including
+    ///   `padding + stride`.
     public init(batch: Int, channels: Int, height: Int, width: Int,
                 kernel: Size2D, stride: Size2D = 1, padding: Size2D = 0, dilation: Size2D = 1,
                 kernelArgument: String = "kernel") throws {
@@ -89,14 +90,20 @@ public struct ConvGeometry: Sendable, Hashable {
             throw KernelError(argument: "input", reason: "output size \(outputHeight)×\(outputWidth) is empty")
         }
 
+        // Only padding can make an output longer than its input, so an output plane too large
+        // to index is the padding's fault when that happened, the input's otherwise.
+        let outputArgument = outputHeight > height || outputWidth > width ? "padding" : "input"
+        let floatBytes = MemoryLayout<Float>.stride
         inputPlaneSize = try CheckedArithmetic.product(height, width, argument: "input", describing: "height × width")
         imageSize = try CheckedArithmetic.product(channels, inputPlaneSize, argument: "input", describing: "channels × height × width")
-        _ = try CheckedArithmetic.product(batch, imageSize, argument: "input", describing: "the batch's element count")
-        outputPlaneSize = try CheckedArithmetic.product(outputHeight, outputWidth, argument: "input", describing: "output height × output width")
+        // Buffers are allocated in bytes, and Array's allocator traps when the byte count overflows.
+        _ = try CheckedArithmetic.product(batch, imageSize, floatBytes, argument: "input", describing: "the batch's byte size")
+        outputPlaneSize = try CheckedArithmetic.product(outputHeight, outputWidth, argument: outputArgument, describing: "output height × output width")
         columnRows = try CheckedArithmetic.product(channels, kernel.height, kernel.width, argument: kernelArgument, describing: "channels × kernel height × kernel width")
-        columnsPerImage = try CheckedArithmetic.product(columnRows, outputPlaneSize, argument: "input", describing: "the im2col matrix of one image")
         try CheckedArithmetic.requireBLASIndex(columnRows, argument: kernelArgument, describing: "channels × kernel height × kernel width")
-        try CheckedArithmetic.requireBLASIndex(outputPlaneSize, argument: "input", describing: "output height × output width")
+        try CheckedArithmetic.requireBLASIndex(outputPlaneSize, argument: outputArgument, describing: "output height × output width")
+        columnsPerImage = try CheckedArithmetic.product(columnRows, outputPlaneSize, argument: "input", describing: "the im2col matrix of one image")
+        _ = try CheckedArithmetic.product(columnsPerImage, floatBytes, argument: "input", describing: "the byte size of one image's im2col matrix")
     }
 
     /// `floor((input + 2·padding − dilation·(kernel − 1) − 1) / stride) + 1`, after checking
@@ -104,6 +111,9 @@ public struct ConvGeometry: Sendable, Hashable {
     static func outputLength(input: Int, kernel: Int, stride: Int, padding: Int, dilation: Int,
                              axis: String, kernelArgument: String) throws -> Int {
         let paddedInput = try CheckedArithmetic.sum(input, padding, padding, argument: "padding", describing: "padded \(axis)")
+        // The kernels compute the first window inside the image as ⌈padding / stride⌉ by
+        // (padding + stride − 1) / stride; a stride within `padding` of Int.max would trap there.
+        _ = try CheckedArithmetic.sum(padding, stride, argument: "stride", describing: "padding + stride (\(axis))")
         let span = try CheckedArithmetic.product(dilation, kernel - 1, argument: "dilation", describing: "dilated kernel \(axis)")
         let extent = try CheckedArithmetic.sum(span, 1, argument: "dilation", describing: "dilated kernel \(axis)")
         guard extent <= paddedInput else {
