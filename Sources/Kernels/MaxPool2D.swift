@@ -100,8 +100,14 @@ public struct MaxPool2D: Sendable, Hashable {
               padding.height <= kernel.height / 2, padding.width <= kernel.width / 2 else {
             throw KernelError(argument: "padding", reason: "padding \(padding) must be ≥ 0 and at most half the kernel \(kernel)")
         }
-        let g = try ConvGeometry(batch: x.n, channels: x.c, height: x.h, width: x.w,
+        let g: ConvGeometry
+        do {
+            g = try ConvGeometry(batch: x.n, channels: x.c, height: x.h, width: x.w,
                                  kernel: kernel, stride: stride, padding: padding, dilation: dilation)
+        } catch let error as KernelError where error.argument == "input" {
+            // ConvGeometry calls the image "input"; backward receives it as `inputShape`.
+            throw KernelError(argument: argument, reason: error.reason)
+        }
         if let row = firstEmptyWindow(outputLength: g.outputHeight, inputLength: g.height, kernel: kernel.height,
                                       stride: stride.height, padding: padding.height, dilation: dilation.height) {
             throw KernelError(argument: "dilation", reason: "window at output row \(row) covers only padding (dilation \(dilation), input height \(g.height))")
@@ -149,8 +155,12 @@ public struct MaxPool2D: Sendable, Hashable {
                                     maximum = value
                                     maximumIndex = index
                                 }
+                                // Stop before stepping: a 1-tap window may have a dilation near
+                                // Int.max, and position + dilation would trap.
+                                guard columns.end - column > g.dilation.width else { break }
                                 column += g.dilation.width
                             }
+                            guard rows.end - row > g.dilation.height else { break }
                             row += g.dilation.height
                         }
                         output[base + outputRow * g.outputWidth + outputColumn] = maximum
