@@ -24,14 +24,28 @@ public struct Im2Col: Sendable, Hashable {
 
     /// The sliding-window geometry for an input shape `[N, C, H, W]`.
     public func geometry(inputShape: [Int]) throws -> ConvGeometry {
-        let x = try ShapeValidation.nchw(inputShape, argument: "shape")
-        return try ConvGeometry(batch: x.n, channels: x.c, height: x.h, width: x.w,
-                                kernel: kernel, stride: stride, padding: padding, dilation: dilation)
+        try geometry(inputShape: inputShape, argument: "inputShape")
+    }
+
+    /// The geometry, with shape errors blamed on `argument`: each entry point names the image
+    /// as its own parameter is spelled (`input` for ``columns(_:)``, `shape` for ``image(_:shape:)``).
+    func geometry(inputShape: [Int], argument: String) throws -> ConvGeometry {
+        let x = try ShapeValidation.nchw(inputShape, argument: argument)
+        do {
+            return try ConvGeometry(batch: x.n, channels: x.c, height: x.h, width: x.w,
+                                    kernel: kernel, stride: stride, padding: padding, dilation: dilation)
+        } catch let error as KernelError where error.argument == "input" {
+            throw KernelError(argument: argument, reason: error.reason)
+        }
     }
 
     /// The column matrices of every image: `[N, C·KH·KW, OH·OW]`.
     public func columns(_ input: Tensor) throws -> Tensor {
-        let g = try geometry(inputShape: input.shape)
+        let g = try geometry(inputShape: input.shape, argument: "input")
+        // The whole batch's columns are one allocation: N · C·KH·KW · OH·OW floats can overflow
+        // even when one image's matrix does not (a large kernel over heavy padding).
+        _ = try CheckedArithmetic.product(g.batch, g.columnsPerImage, MemoryLayout<Float>.stride,
+                                          argument: "input", describing: "the byte size of the batch's columns")
         let scalars = Buffers.make(count: g.batch * g.columnsPerImage) { columns in
             input.withPointer { input in
                 for image in 0..<g.batch {
@@ -44,7 +58,7 @@ public struct Im2Col: Sendable, Hashable {
 
     /// col2im: sums the column matrices `[N, C·KH·KW, OH·OW]` back into images of `shape`.
     public func image(_ columns: Tensor, shape: [Int]) throws -> Tensor {
-        let g = try geometry(inputShape: shape)
+        let g = try geometry(inputShape: shape, argument: "shape")
         try ShapeValidation.require(columns.shape, equals: [g.batch, g.columnRows, g.outputPlaneSize], argument: "columns")
         let scalars = Buffers.make(count: g.batch * g.imageSize) { image in
             image.update(repeating: 0, count: g.batch * g.imageSize)
