@@ -19,8 +19,33 @@ struct ConvolutionEngine {
         geometry.kernel == 1 && geometry.stride == 1 && geometry.padding == 0
     }
 
-    /// Floats of scratch space the passes need.
-    var workspaceCount: Int { isPointwise ? 0 : geometry.columnsPerImage }
+    /// 3×3 stride-1 layers with enough channels run forward and backward-data through
+    /// Winograd F(2×2, 3×3) (see ``WinogradF2x3``); backward-weight stays on im2col + GEMM.
+    var usesWinograd: Bool { WinogradF2x3.applies(to: geometry, filters: filters) }
+
+    /// The forward pass as a Winograd convolution: image side in, filter side out.
+    var forwardWinograd: WinogradF2x3 {
+        let g = geometry
+        return WinogradF2x3(batch: g.batch, inputChannels: g.channels, height: g.height, width: g.width,
+                            outputChannels: filters, padding: g.padding, backend: backend)
+    }
+
+    /// The backward-data pass as a Winograd convolution: filter side in, image side out, with
+    /// padding `2 − p` (a "full" correlation with the rotated kernel).
+    var backwardDataWinograd: WinogradF2x3 {
+        let g = geometry
+        return WinogradF2x3(batch: g.batch, inputChannels: filters, height: g.outputHeight, width: g.outputWidth,
+                            outputChannels: g.channels,
+                            padding: Size2D(height: 2 - g.padding.height, width: 2 - g.padding.width), backend: backend)
+    }
+
+    /// Floats of scratch space the passes need (the largest of them, so one buffer serves a
+    /// whole backward call).
+    var workspaceCount: Int {
+        let columns = isPointwise ? 0 : geometry.columnsPerImage
+        guard usesWinograd else { return columns }
+        return max(columns, forwardWinograd.workspaceCount, backwardDataWinograd.workspaceCount)
+    }
 
     /// `filters · outputPlaneSize`: the elements of one image's output.
     var outputImageSize: Int { filters * geometry.outputPlaneSize }
@@ -29,6 +54,11 @@ struct ConvolutionEngine {
     func forward(input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                  output: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>?) {
         let g = geometry
+        if usesWinograd {
+            forwardWinograd.run(input: input, output: output, bias: bias, workspace: workspace!,
+                                kernel: .forward(weight, inputChannels: g.channels))
+            return
+        }
         for image in 0..<g.batch {
             let columns = columnsOf(input + image * g.imageSize, workspace: workspace)
             let destination = output + image * outputImageSize
@@ -49,6 +79,11 @@ struct ConvolutionEngine {
     func backwardData(outputGradient: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                       inputGradient: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>?) {
         let g = geometry
+        if usesWinograd {
+            backwardDataWinograd.run(input: outputGradient, output: inputGradient, bias: nil, workspace: workspace!,
+                                     kernel: .backwardData(weight, inputChannels: g.channels))
+            return
+        }
         for image in 0..<g.batch {
             let destination = inputGradient + image * g.imageSize
             // Pointwise: the column matrix is the image, so GEMM writes the gradient directly.
