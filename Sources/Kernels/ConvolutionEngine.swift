@@ -19,8 +19,8 @@ struct ConvolutionEngine {
         geometry.kernel == 1 && geometry.stride == 1 && geometry.padding == 0
     }
 
-    /// 3×3 stride-1 layers with enough channels run forward and backward-data through
-    /// Winograd F(2×2, 3×3) (see ``WinogradF2x3``); backward-weight stays on im2col + GEMM.
+    /// 3×3 stride-1 layers with enough channels run all three passes through Winograd
+    /// F(2×2, 3×3) (see ``WinogradF2x3``).
     var usesWinograd: Bool { WinogradF2x3.applies(to: geometry, filters: filters) }
 
     /// The forward pass as a Winograd convolution: image side in, filter side out.
@@ -107,6 +107,11 @@ struct ConvolutionEngine {
         let g = geometry
         guard g.batch > 0 else {
             weightGradient.update(repeating: 0, count: filters * g.columnRows)
+            return
+        }
+        if usesWinograd {
+            forwardWinograd.weightGradient(input: input, outputGradient: outputGradient,
+                                           weightGradient: weightGradient, workspace: workspace!)
             return
         }
         for image in 0..<g.batch {

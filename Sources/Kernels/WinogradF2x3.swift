@@ -67,6 +67,11 @@ struct WinogradF2x3 {
     /// Length of one zero-padded input row: room for every tile's 4 columns.
     let paddedRowLength: Int
 
+    /// Floats added after each of the 16 transformed planes. Without it the planes are often a
+    /// multiple of 4 KiB apart (64 channels × 2048 tiles is 512 KiB), and the transforms' 16
+    /// parallel streams then fall into the same cache sets and evict each other.
+    static let planePadding = 16
+
     /// Tiles per GEMM we aim for: below about this many columns OpenBLAS loses efficiency.
     static let targetTilesPerGroup = 2048
     /// Cap on `V` + `M` floats per group (64 MiB).
@@ -94,8 +99,15 @@ struct WinogradF2x3 {
 
     /// Floats of workspace: `U`, and `V` and `M` for one group of images.
     var workspaceCount: Int {
-        16 * outputChannels * inputChannels + 16 * imagesPerGroup * tilesPerImage * (inputChannels + outputChannels)
+        weightPlaneStride * 16 + planeStride(inputChannels, tiles: imagesPerGroup * tilesPerImage) * 16
+            + planeStride(outputChannels, tiles: imagesPerGroup * tilesPerImage) * 16
     }
+
+    /// Distance between two of the 16 planes of a `[16][channels][tiles]` buffer.
+    func planeStride(_ channels: Int, tiles: Int) -> Int { channels * tiles + Self.planePadding }
+
+    /// Distance between two of the 16 planes of `U` (`[16][O][I]`).
+    var weightPlaneStride: Int { outputChannels * inputChannels + Self.planePadding }
 
     /// Whether Winograd is worth it (and valid) for a geometry: 3×3, stride 1, no dilation,
     /// padding ≤ 2 (so the backward pass's padding `2 − p` is not negative), and enough
@@ -115,8 +127,8 @@ struct WinogradF2x3 {
              workspace: UnsafeMutablePointer<Float>, kernel: KernelView) {
         let transformedWeights = workspace
         let groupTiles = imagesPerGroup * tilesPerImage
-        let transformedInput = workspace + 16 * outputChannels * inputChannels
-        let products = transformedInput + 16 * inputChannels * groupTiles
+        let transformedInput = workspace + 16 * weightPlaneStride
+        let products = transformedInput + 16 * planeStride(inputChannels, tiles: groupTiles)
         transformWeights(into: transformedWeights, kernel: kernel)
         var firstImage = 0
         while firstImage < batch {
@@ -124,12 +136,13 @@ struct WinogradF2x3 {
             let tiles = images * tilesPerImage
             transformInput(input + firstImage * inputChannels * height * width, images: images,
                            into: transformedInput, groupTiles: tiles)
+            let (inputPlane, outputPlane) = (planeStride(inputChannels, tiles: tiles), planeStride(outputChannels, tiles: tiles))
             for position in 0..<16 {
                 backend.multiply(transposeA: false, transposeB: false,
                                  m: outputChannels, n: tiles, k: inputChannels,
-                                 alpha: 1, a: transformedWeights + position * outputChannels * inputChannels, lda: inputChannels,
-                                 b: transformedInput + position * inputChannels * tiles, ldb: tiles,
-                                 beta: 0, c: products + position * outputChannels * tiles, ldc: tiles)
+                                 alpha: 1, a: transformedWeights + position * weightPlaneStride, lda: inputChannels,
+                                 b: transformedInput + position * inputPlane, ldb: tiles,
+                                 beta: 0, c: products + position * outputPlane, ldc: tiles)
             }
             transformOutput(products, images: images, groupTiles: tiles,
                             into: output + firstImage * outputChannels * outputHeight * outputWidth, bias: bias)
@@ -137,9 +150,125 @@ struct WinogradF2x3 {
         }
     }
 
+    /// The gradient of the loss with respect to the kernels, given the input and the gradient
+    /// with respect to the output (`[batch, outputChannels, outputHeight, outputWidth]`):
+    ///
+    ///     dg = Gᵀ [ Σ_tiles (A dY Aᵀ) ⊙ (Bᵀ d B) ] G
+    ///
+    /// the exact adjoint of ``run(input:output:bias:workspace:kernel:)`` with respect to `g`,
+    /// as 16 GEMMs `dU_ξ[o, i] += dM_ξ[o, t] · V_ξ[i, t]ᵀ` accumulated over groups of images.
+    /// Outputs that a partial edge tile computes but does not store get a zero gradient.
+    ///
+    /// - Parameter weightGradient: `[outputChannels, inputChannels, 3, 3]`, overwritten.
+    func weightGradient(input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
+                        weightGradient: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>) {
+        let transformedGradient = workspace  // dU: [16][O][I], in U's place
+        let groupTiles = imagesPerGroup * tilesPerImage
+        let transformedInput = workspace + 16 * weightPlaneStride
+        let products = transformedInput + 16 * planeStride(inputChannels, tiles: groupTiles)
+        var firstImage = 0
+        while firstImage < batch {
+            let images = min(imagesPerGroup, batch - firstImage)
+            let tiles = images * tilesPerImage
+            transformInput(input + firstImage * inputChannels * height * width, images: images,
+                           into: transformedInput, groupTiles: tiles)
+            transformOutputGradient(outputGradient + firstImage * outputChannels * outputHeight * outputWidth,
+                                    images: images, into: products, groupTiles: tiles)
+            let (inputPlane, outputPlane) = (planeStride(inputChannels, tiles: tiles), planeStride(outputChannels, tiles: tiles))
+            for position in 0..<16 {
+                backend.multiply(transposeA: false, transposeB: true,
+                                 m: outputChannels, n: inputChannels, k: tiles,
+                                 alpha: 1, a: products + position * outputPlane, lda: tiles,
+                                 b: transformedInput + position * inputPlane, ldb: tiles,
+                                 beta: firstImage == 0 ? 0 : 1,
+                                 c: transformedGradient + position * weightPlaneStride, ldc: inputChannels)
+            }
+            firstImage += images
+        }
+        untransformWeightGradient(transformedGradient, into: weightGradient)
+    }
+
+    /// `dM_ξ[o, t] = (A dY Aᵀ)_ξ` with A = [[1,0],[1,1],[1,−1],[0,−1]]: each 2×2 output-gradient
+    /// tile (zero past the edge) spread back onto the 4×4 tile positions.
+    private func transformOutputGradient(_ gradient: UnsafePointer<Float>, images imageCount: Int,
+                                         into transformed: UnsafeMutablePointer<Float>, groupTiles: Int) {
+        let planeStride = planeStride(outputChannels, tiles: groupTiles)
+        let tilesWide = tilesWide
+        let rowLength = 2 * tilesWide
+        Parallel.forEach(outputChannels, workPerItem: imageCount * tilesPerImage * 16) { channels in
+            // Two zero-padded gradient rows, so odd output sizes need no branches.
+            let rows = UnsafeMutablePointer<Float>.allocate(capacity: 2 * rowLength)
+            defer { rows.deallocate() }
+            for channel in channels {
+                for image in 0..<imageCount {
+                    let plane = gradient + (image * outputChannels + channel) * outputHeight * outputWidth
+                    for tileRow in 0..<tilesHigh {
+                        for k in 0..<2 {
+                            let row = rows + k * rowLength
+                            let outputRow = 2 * tileRow + k
+                            if outputRow < outputHeight {
+                                row.update(from: plane + outputRow * outputWidth, count: outputWidth)
+                                (row + outputWidth).update(repeating: 0, count: rowLength - outputWidth)
+                            } else {
+                                row.update(repeating: 0, count: rowLength)
+                            }
+                        }
+                        let destination = transformed + channel * groupTiles + image * tilesPerImage + tileRow * tilesWide
+                        let (top, bottom) = (rows, rows + rowLength)
+                        for tx in 0..<tilesWide {
+                            let x = 2 * tx
+                            // A·dY (4×2), then (A·dY)·Aᵀ (4×4).
+                            let (t00, t01) = (top[x], top[x + 1])
+                            let (t10, t11) = (top[x] + bottom[x], top[x + 1] + bottom[x + 1])
+                            let (t20, t21) = (top[x] - bottom[x], top[x + 1] - bottom[x + 1])
+                            let (t30, t31) = (-bottom[x], -bottom[x + 1])
+                            func emit(row: Int, _ a: Float, _ b: Float) {
+                                let base = destination + 4 * row * planeStride + tx
+                                base[0] = a
+                                base[planeStride] = a + b
+                                base[2 * planeStride] = a - b
+                                base[3 * planeStride] = -b
+                            }
+                            emit(row: 0, t00, t01)
+                            emit(row: 1, t10, t11)
+                            emit(row: 2, t20, t21)
+                            emit(row: 3, t30, t31)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `dg = Gᵀ dU G` for every kernel, with Gᵀ = [[1,½,½,0],[0,½,−½,0],[0,½,½,1]].
+    private func untransformWeightGradient(_ transformed: UnsafePointer<Float>, into weightGradient: UnsafeMutablePointer<Float>) {
+        let plane = weightPlaneStride
+        for o in 0..<outputChannels {
+            for i in 0..<inputChannels {
+                let u = transformed + o * inputChannels + i
+                // Gᵀ·dU (3×4): combine the four rows of each column.
+                func column(_ j: Int) -> (Float, Float, Float) {
+                    let (u0, u1, u2, u3) = (u[j * plane], u[(4 + j) * plane], u[(8 + j) * plane], u[(12 + j) * plane])
+                    return (u0 + 0.5 * (u1 + u2), 0.5 * (u1 - u2), 0.5 * (u1 + u2) + u3)
+                }
+                let (c0, c1, c2, c3) = (column(0), column(1), column(2), column(3))
+                let destination = weightGradient + (o * inputChannels + i) * 9
+                // (Gᵀ·dU)·G (3×3): combine the four columns of each row.
+                func emit(row: Int, _ s0: Float, _ s1: Float, _ s2: Float, _ s3: Float) {
+                    destination[row * 3] = s0 + 0.5 * (s1 + s2)
+                    destination[row * 3 + 1] = 0.5 * (s1 - s2)
+                    destination[row * 3 + 2] = 0.5 * (s1 + s2) + s3
+                }
+                emit(row: 0, c0.0, c1.0, c2.0, c3.0)
+                emit(row: 1, c0.1, c1.1, c2.1, c3.1)
+                emit(row: 2, c0.2, c1.2, c2.2, c3.2)
+            }
+        }
+    }
+
     /// `U_ξ[o, i] = (G g Gᵀ)_ξ` with G = [[1,0,0],[½,½,½],[½,−½,½],[0,0,1]].
     private func transformWeights(into transformed: UnsafeMutablePointer<Float>, kernel: KernelView) {
-        let plane = outputChannels * inputChannels
+        let plane = weightPlaneStride
         for o in 0..<outputChannels {
             for i in 0..<inputChannels {
                 // Gg (4×3): G's rows applied down each kernel column.
@@ -168,7 +297,7 @@ struct WinogradF2x3 {
     /// every input channel and tile of a group of images. Channels are split across cores.
     private func transformInput(_ images: UnsafePointer<Float>, images imageCount: Int,
                                 into transformed: UnsafeMutablePointer<Float>, groupTiles: Int) {
-        let planeStride = inputChannels * groupTiles
+        let planeStride = planeStride(inputChannels, tiles: groupTiles)
         let rowLength = paddedRowLength
         let tilesWide = tilesWide
         Parallel.forEach(inputChannels, workPerItem: imageCount * tilesPerImage * 16) { channels in
@@ -223,7 +352,7 @@ struct WinogradF2x3 {
     /// Output channels are split across cores.
     private func transformOutput(_ products: UnsafePointer<Float>, images imageCount: Int, groupTiles: Int,
                                  into output: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?) {
-        let planeStride = outputChannels * groupTiles
+        let planeStride = planeStride(outputChannels, tiles: groupTiles)
         let tilesWide = tilesWide
         let rowLength = 2 * tilesWide
         Parallel.forEach(outputChannels, workPerItem: imageCount * tilesPerImage * 16) { channels in

@@ -51,6 +51,10 @@ import Testing
             let expectedInput = Reference.convTranspose2d(dy, w, nil, params, outputPadding: 0)
             #expect(dx.shape == expectedInput.shape, "\(c)")
             #expect(relativeError(dx.scalars, expectedInput.values) <= 2e-4, "backward-data \(c)")
+
+            // dW[f, c, kh, kw] = Σ dY[n, f, oh, ow] · x[n, c, oh − p + kh, ow − p + kw].
+            let dw = try conv.weightGradient(dy, input: x, weightShape: w.shape)
+            #expect(relativeError(dw.scalars, Self.weightGradient(x: x, dy: dy, padding: c.padding)) <= 2e-4, "backward-weight \(c)")
         }
     }
 
@@ -66,5 +70,38 @@ import Testing
         let z = try layer.forward(x, weight: w, bias: b)
         let expected = Reference.convTranspose2d(x, w, b, .init(padding: 1), outputPadding: 0)
         #expect(relativeError(z.scalars, expected.values) <= 2e-4)
+    }
+
+    @Test func transposedGradientsMatchFiniteDifferences() throws {
+        // ConvTranspose2D's backward swaps the roles of the passes; check all three gradients.
+        var generator = SeededGenerator(seed: 54)
+        let x = Tensor.random([1, 16, 4, 3], using: &generator)
+        let w = Tensor.random([16, 17, 3, 3], using: &generator)
+        let b = Tensor.random([17], using: &generator)
+        let layer = ConvTranspose2D(padding: 1)
+        #expect(try layer.makeEngine(input: x.shape, weight: w.shape).usesWinograd)
+        let r = Tensor.random(try layer.outputShape(input: x.shape, weight: w.shape), using: &generator)
+        let g = try layer.backward(r, input: x, weight: w)
+        Reference.checkGradients(g, x: x, w: w, b: b, samples: 6, using: &generator, context: "transposed Winograd") { xs, ws, bs in
+            let z = Reference.convTranspose2d(xs, x.shape, ws, w.shape, bs, .init(padding: 1), outputPadding: 0)
+            return zip(z.values, r.scalars).reduce(0) { $0 + $1.0 * Double($1.1) }
+        }
+    }
+
+    /// The weight gradient of a 3×3 stride-1 convolution, from its definition, in float64.
+    static func weightGradient(x: Tensor, dy: Tensor, padding: Size2D) -> [Double] {
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (f, oh, ow) = (dy.shape[1], dy.shape[2], dy.shape[3])
+        var result = [Double](repeating: 0, count: f * c * 9)
+        for ni in 0..<n { for fi in 0..<f { for ci in 0..<c { for kh in 0..<3 { for kw in 0..<3 {
+            var sum = 0.0
+            for oy in 0..<oh { for ox in 0..<ow {
+                let (iy, ix) = (oy - padding.height + kh, ox - padding.width + kw)
+                guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
+                sum += Double(dy.scalars[((ni * f + fi) * oh + oy) * ow + ox]) * Double(x.scalars[((ni * c + ci) * h + iy) * w + ix])
+            } }
+            result[((fi * c + ci) * 3 + kh) * 3 + kw] += sum
+        } } } } }
+        return result
     }
 }
