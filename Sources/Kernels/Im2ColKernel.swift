@@ -1,51 +1,52 @@
 /// Lays out one image's sliding windows as the columns of a matrix, for GEMM.
 ///
-/// `columns` is `geometry.columnRows × geometry.outputPlaneSize`, row-major: row
-/// `(c·KH + kh)·KW + kw` holds, for every output position, the input pixel that kernel tap
-/// `(kh, kw)` of channel `c` sees (zero where it falls in the padding). This is the layout
-/// of PyTorch's `F.unfold`.
+/// Row `(c·KH + kh)·KW + kw` of `columns` holds, for every output position, the input pixel
+/// that kernel tap `(kh, kw)` of channel `c` sees (zero where it falls in the padding). This is
+/// the layout of PyTorch's `F.unfold`. Rows are `rowStride` floats apart (at least
+/// `geometry.outputPlaneSize`), so several images can sit side by side in one GEMM operand.
 ///
 /// For each kernel tap the valid output rows and columns are computed once
 /// (``validOutputRange(outputLength:stride:offset:inputLength:)``); the padding is then filled
 /// with zeros in bulk and, with stride 1, each valid run is one contiguous copy.
-/// Channels are split across cores; each writes only its own rows.
+/// Rows are split across cores (each writes only its own row), so even a one-channel image
+/// uses every core.
 ///
 /// - Complexity: O(columnRows · outputPlaneSize) reads and writes.
-func im2col(image: UnsafePointer<Float>, geometry: ConvGeometry, columns: UnsafeMutablePointer<Float>) {
+func im2col(image: UnsafePointer<Float>, geometry: ConvGeometry, columns: UnsafeMutablePointer<Float>, rowStride: Int? = nil) {
     let g = geometry
     let outputPlane = g.outputPlaneSize
+    let rowStride = rowStride ?? outputPlane
     let tapsPerChannel = g.kernel.height * g.kernel.width
-    Parallel.forEach(g.channels, workPerItem: tapsPerChannel * outputPlane) { channels in
-        for channel in channels {
+    Parallel.forEach(g.columnRows, workPerItem: outputPlane) { columnRows in
+        for columnRow in columnRows {
+            let channel = columnRow / tapsPerChannel
+            let kh = (columnRow / g.kernel.width) % g.kernel.height
+            let kw = columnRow % g.kernel.width
             let plane = image + channel * g.inputPlaneSize
-            for kh in 0..<g.kernel.height {
-                let rowOffset = kh * g.dilation.height - g.padding.height
-                let rows = validOutputRange(outputLength: g.outputHeight, stride: g.stride.height,
-                                            offset: rowOffset, inputLength: g.height)
-                for kw in 0..<g.kernel.width {
-                    let columnOffset = kw * g.dilation.width - g.padding.width
-                    let cols = validOutputRange(outputLength: g.outputWidth, stride: g.stride.width,
-                                                offset: columnOffset, inputLength: g.width)
-                    let row = columns + (channel * tapsPerChannel + kh * g.kernel.width + kw) * outputPlane
-                    // Output rows whose input row lies in the padding are all zero.
-                    row.update(repeating: 0, count: rows.lowerBound * g.outputWidth)
-                    let afterRows = rows.upperBound * g.outputWidth
-                    (row + afterRows).update(repeating: 0, count: outputPlane - afterRows)
-                    for outputRow in rows {
-                        let destination = row + outputRow * g.outputWidth
-                        destination.update(repeating: 0, count: cols.lowerBound)
-                        (destination + cols.upperBound).update(repeating: 0, count: g.outputWidth - cols.upperBound)
-                        guard !cols.isEmpty else { continue }
-                        let inputRow = outputRow * g.stride.height + rowOffset
-                        let source = plane + inputRow * g.width + cols.lowerBound * g.stride.width + columnOffset
-                        if g.stride.width == 1 {
-                            (destination + cols.lowerBound).update(from: source, count: cols.count)
-                        } else {
-                            let strided = destination + cols.lowerBound
-                            for index in 0..<cols.count {
-                                strided[index] = source[index * g.stride.width]
-                            }
-                        }
+            let rowOffset = kh * g.dilation.height - g.padding.height
+            let rows = validOutputRange(outputLength: g.outputHeight, stride: g.stride.height,
+                                        offset: rowOffset, inputLength: g.height)
+            let columnOffset = kw * g.dilation.width - g.padding.width
+            let cols = validOutputRange(outputLength: g.outputWidth, stride: g.stride.width,
+                                        offset: columnOffset, inputLength: g.width)
+            let row = columns + columnRow * rowStride
+            // Output rows whose input row lies in the padding are all zero.
+            row.update(repeating: 0, count: rows.lowerBound * g.outputWidth)
+            let afterRows = rows.upperBound * g.outputWidth
+            (row + afterRows).update(repeating: 0, count: outputPlane - afterRows)
+            for outputRow in rows {
+                let destination = row + outputRow * g.outputWidth
+                destination.update(repeating: 0, count: cols.lowerBound)
+                (destination + cols.upperBound).update(repeating: 0, count: g.outputWidth - cols.upperBound)
+                guard !cols.isEmpty else { continue }
+                let inputRow = outputRow * g.stride.height + rowOffset
+                let source = plane + inputRow * g.width + cols.lowerBound * g.stride.width + columnOffset
+                if g.stride.width == 1 {
+                    (destination + cols.lowerBound).update(from: source, count: cols.count)
+                } else {
+                    let strided = destination + cols.lowerBound
+                    for index in 0..<cols.count {
+                        strided[index] = source[index * g.stride.width]
                     }
                 }
             }

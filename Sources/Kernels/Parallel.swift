@@ -13,9 +13,14 @@ enum Parallel {
     /// Below this many scalar operations a loop runs on the calling thread.
     static let minimumParallelWork = 1 << 15
 
-    /// The cores online, read once.
+    /// The threads Kernels itself runs on, read once: `KERNELS_NUM_THREADS` when it is set to a
+    /// positive number (the counterpart of `OPENBLAS_NUM_THREADS` for im2col, col2im, Winograd
+    /// transforms and pooling), else the cores online.
     static let coreCount: Int = {
         #if canImport(Glibc)
+        if let text = getenv("KERNELS_NUM_THREADS"), let requested = Int(String(cString: text)), requested > 0 {
+            return requested
+        }
         return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         #else
         return 1

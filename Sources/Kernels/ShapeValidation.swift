@@ -32,12 +32,10 @@ enum Buffers {
         }
     }
 
-    /// Runs `body` with `count` floats of uninitialized scratch memory (nil when `count` is 0).
+    /// Runs `body` with `count` floats of uninitialized scratch memory (nil when `count` is 0),
+    /// taken from and returned to the shared ``WorkspacePool``.
     static func withWorkspace<Result>(count: Int, _ body: (UnsafeMutablePointer<Float>?) throws -> Result) rethrows -> Result {
-        guard count > 0 else { return try body(nil) }
-        let workspace = UnsafeMutablePointer<Float>.allocate(capacity: count)
-        defer { workspace.deallocate() }
-        return try body(workspace)
+        try WorkspacePool.shared.withWorkspace(count: count, body)
     }
 }
 

@@ -1,0 +1,394 @@
+/// Winograd F(2×2, 3×3) convolution for 3×3, stride-1, undilated layers.
+///
+/// Each 2×2 output tile is computed from a 4×4 input tile with 16 multiplies per channel pair
+/// instead of 36, so the GEMM work drops 2.25× (Lavin & Gray, "Fast Algorithms for
+/// Convolutional Neural Networks", 2015):
+///
+///     Y = Aᵀ [ Σ_c (G g Gᵀ) ⊙ (Bᵀ d B) ] A
+///
+/// The element-wise products summed over channels are 16 independent GEMMs, one per tile
+/// position ξ: `M_ξ[o, t] = U_ξ[o, i] · V_ξ[i, t]` with `U = G g Gᵀ` (weights, `[16][O][I]`)
+/// and `V = Bᵀ d B` (input tiles, `[16][I][T]`). The transforms use only additions and halvings,
+/// so F(2×2, 3×3) loses little accuracy against direct convolution (measured in the tests).
+///
+/// The same routine serves the backward-data pass, which is a 3×3 stride-1 convolution of the
+/// output gradient with the kernel rotated by 180° and its channel axes swapped, padded by
+/// `2 − padding`.
+///
+/// Layout choice: tiles of one tile-row are contiguous in `V` and `M`, so every transform is a
+/// loop over `tx` with contiguous stores (vectorized by the compiler) and the input is read
+/// through zero-padded row copies (no per-element bounds checks).
+struct WinogradF2x3 {
+    /// A strided view of 3×3 kernels: element (o, i, row, column) is
+    /// `base[o·outputStride + i·inputStride + row·rowStride + column·columnStride]`. Negative
+    /// strides express the backward pass's 180° rotation without copying the weight.
+    struct KernelView {
+        let base: UnsafePointer<Float>
+        let outputStride: Int
+        let inputStride: Int
+        let rowStride: Int
+        let columnStride: Int
+
+        /// A convolution weight `[O, I, 3, 3]` as it is.
+        static func forward(_ weight: UnsafePointer<Float>, inputChannels: Int) -> KernelView {
+            KernelView(base: weight, outputStride: inputChannels * 9, inputStride: 9, rowStride: 3, columnStride: 1)
+        }
+
+        /// A convolution weight `[F, C, 3, 3]` seen as `[C, F, 3, 3]` rotated by 180°: the kernel
+        /// of the backward-data pass.
+        static func backwardData(_ weight: UnsafePointer<Float>, inputChannels: Int) -> KernelView {
+            KernelView(base: weight + 8, outputStride: 9, inputStride: inputChannels * 9, rowStride: -3, columnStride: -1)
+        }
+
+        @inline(__always)
+        func callAsFunction(_ o: Int, _ i: Int, _ row: Int, _ column: Int) -> Float {
+            base[o * outputStride + i * inputStride + row * rowStride + column * columnStride]
+        }
+    }
+
+    /// Input side: `batch × inputChannels × height × width`.
+    let batch: Int
+    let inputChannels: Int
+    let height: Int
+    let width: Int
+    let outputChannels: Int
+    let padding: Size2D
+    let backend: GEMMBackend
+
+    let outputHeight: Int
+    let outputWidth: Int
+    /// Tiles per image along each axis: ceil(output / 2).
+    let tilesHigh: Int
+    let tilesWide: Int
+    let tilesPerImage: Int
+    /// Images transformed and multiplied together, so each GEMM has enough columns to run at
+    /// speed while the workspace stays bounded whatever the batch.
+    let imagesPerGroup: Int
+    /// Length of one zero-padded input row: room for every tile's 4 columns.
+    let paddedRowLength: Int
+
+    /// Floats added after each of the 16 transformed planes. Without it the planes are often a
+    /// multiple of 4 KiB apart (64 channels × 2048 tiles is 512 KiB), and the transforms' 16
+    /// parallel streams then fall into the same cache sets and evict each other.
+    static let planePadding = 16
+
+    /// Tiles per GEMM we aim for: below about this many columns OpenBLAS loses efficiency.
+    static let targetTilesPerGroup = 2048
+    /// Cap on `V` + `M` floats per group (64 MiB).
+    static let maximumGroupFloats = 16 << 20
+
+    init(batch: Int, inputChannels: Int, height: Int, width: Int, outputChannels: Int, padding: Size2D, backend: GEMMBackend) {
+        self.batch = batch
+        self.inputChannels = inputChannels
+        self.height = height
+        self.width = width
+        self.outputChannels = outputChannels
+        self.padding = padding
+        self.backend = backend
+        outputHeight = height + 2 * padding.height - 2
+        outputWidth = width + 2 * padding.width - 2
+        tilesHigh = (outputHeight + 1) / 2
+        tilesWide = (outputWidth + 1) / 2
+        tilesPerImage = tilesHigh * tilesWide
+        paddedRowLength = 2 * tilesWide + 2
+        let floatsPerImage = 16 * tilesPerImage * (inputChannels + outputChannels)
+        let wanted = max(1, (Self.targetTilesPerGroup + tilesPerImage - 1) / tilesPerImage)
+        let affordable = max(1, Self.maximumGroupFloats / max(1, floatsPerImage))
+        imagesPerGroup = max(1, min(batch, wanted, affordable))
+    }
+
+    /// Floats of workspace: `U`, and `V` and `M` for one group of images.
+    var workspaceCount: Int {
+        weightPlaneStride * 16 + planeStride(inputChannels, tiles: imagesPerGroup * tilesPerImage) * 16
+            + planeStride(outputChannels, tiles: imagesPerGroup * tilesPerImage) * 16
+    }
+
+    /// Distance between two of the 16 planes of a `[16][channels][tiles]` buffer.
+    func planeStride(_ channels: Int, tiles: Int) -> Int { channels * tiles + Self.planePadding }
+
+    /// Distance between two of the 16 planes of `U` (`[16][O][I]`).
+    var weightPlaneStride: Int { outputChannels * inputChannels + Self.planePadding }
+
+    /// Whether Winograd is worth it (and valid) for a geometry: 3×3, stride 1, no dilation,
+    /// padding ≤ 2 (so the backward pass's padding `2 − p` is not negative), and enough
+    /// channels on both sides that the GEMMs, not the transforms, dominate.
+    static func applies(to g: ConvGeometry, filters: Int) -> Bool {
+        g.kernel == 3 && g.stride == 1 && g.dilation == 1
+            && (0...2).contains(g.padding.height) && (0...2).contains(g.padding.width)
+            && g.channels >= 16 && filters >= 16
+            // Far below any size that fits in memory; keeps the workspace arithmetic overflow-free.
+            && g.outputPlaneSize < 1 << 40 && g.channels + filters < 1 << 20
+    }
+
+    /// Runs the convolution: `output[n] = conv(input[n], g) (+ bias)`.
+    ///
+    /// `workspace` holds ``workspaceCount`` floats.
+    func run(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
+             workspace: UnsafeMutablePointer<Float>, kernel: KernelView) {
+        let transformedWeights = workspace
+        let groupTiles = imagesPerGroup * tilesPerImage
+        let transformedInput = workspace + 16 * weightPlaneStride
+        let products = transformedInput + 16 * planeStride(inputChannels, tiles: groupTiles)
+        transformWeights(into: transformedWeights, kernel: kernel)
+        var firstImage = 0
+        while firstImage < batch {
+            let images = min(imagesPerGroup, batch - firstImage)
+            let tiles = images * tilesPerImage
+            transformInput(input + firstImage * inputChannels * height * width, images: images,
+                           into: transformedInput, groupTiles: tiles)
+            let (inputPlane, outputPlane) = (planeStride(inputChannels, tiles: tiles), planeStride(outputChannels, tiles: tiles))
+            for position in 0..<16 {
+                backend.multiply(transposeA: false, transposeB: false,
+                                 m: outputChannels, n: tiles, k: inputChannels,
+                                 alpha: 1, a: transformedWeights + position * weightPlaneStride, lda: inputChannels,
+                                 b: transformedInput + position * inputPlane, ldb: tiles,
+                                 beta: 0, c: products + position * outputPlane, ldc: tiles)
+            }
+            transformOutput(products, images: images, groupTiles: tiles,
+                            into: output + firstImage * outputChannels * outputHeight * outputWidth, bias: bias)
+            firstImage += images
+        }
+    }
+
+    /// The gradient of the loss with respect to the kernels, given the input and the gradient
+    /// with respect to the output (`[batch, outputChannels, outputHeight, outputWidth]`):
+    ///
+    ///     dg = Gᵀ [ Σ_tiles (A dY Aᵀ) ⊙ (Bᵀ d B) ] G
+    ///
+    /// the exact adjoint of ``run(input:output:bias:workspace:kernel:)`` with respect to `g`,
+    /// as 16 GEMMs `dU_ξ[o, i] += dM_ξ[o, t] · V_ξ[i, t]ᵀ` accumulated over groups of images.
+    /// Outputs that a partial edge tile computes but does not store get a zero gradient.
+    ///
+    /// - Parameter weightGradient: `[outputChannels, inputChannels, 3, 3]`, overwritten.
+    func weightGradient(input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
+                        weightGradient: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>) {
+        let transformedGradient = workspace  // dU: [16][O][I], in U's place
+        let groupTiles = imagesPerGroup * tilesPerImage
+        let transformedInput = workspace + 16 * weightPlaneStride
+        let products = transformedInput + 16 * planeStride(inputChannels, tiles: groupTiles)
+        var firstImage = 0
+        while firstImage < batch {
+            let images = min(imagesPerGroup, batch - firstImage)
+            let tiles = images * tilesPerImage
+            transformInput(input + firstImage * inputChannels * height * width, images: images,
+                           into: transformedInput, groupTiles: tiles)
+            transformOutputGradient(outputGradient + firstImage * outputChannels * outputHeight * outputWidth,
+                                    images: images, into: products, groupTiles: tiles)
+            let (inputPlane, outputPlane) = (planeStride(inputChannels, tiles: tiles), planeStride(outputChannels, tiles: tiles))
+            for position in 0..<16 {
+                backend.multiply(transposeA: false, transposeB: true,
+                                 m: outputChannels, n: inputChannels, k: tiles,
+                                 alpha: 1, a: products + position * outputPlane, lda: tiles,
+                                 b: transformedInput + position * inputPlane, ldb: tiles,
+                                 beta: firstImage == 0 ? 0 : 1,
+                                 c: transformedGradient + position * weightPlaneStride, ldc: inputChannels)
+            }
+            firstImage += images
+        }
+        untransformWeightGradient(transformedGradient, into: weightGradient)
+    }
+
+    /// `dM_ξ[o, t] = (A dY Aᵀ)_ξ` with A = [[1,0],[1,1],[1,−1],[0,−1]]: each 2×2 output-gradient
+    /// tile (zero past the edge) spread back onto the 4×4 tile positions.
+    private func transformOutputGradient(_ gradient: UnsafePointer<Float>, images imageCount: Int,
+                                         into transformed: UnsafeMutablePointer<Float>, groupTiles: Int) {
+        let planeStride = planeStride(outputChannels, tiles: groupTiles)
+        let tilesWide = tilesWide
+        let rowLength = 2 * tilesWide
+        Parallel.forEach(outputChannels, workPerItem: imageCount * tilesPerImage * 16) { channels in
+            // Two zero-padded gradient rows, so odd output sizes need no branches.
+            let rows = UnsafeMutablePointer<Float>.allocate(capacity: 2 * rowLength)
+            defer { rows.deallocate() }
+            for channel in channels {
+                for image in 0..<imageCount {
+                    let plane = gradient + (image * outputChannels + channel) * outputHeight * outputWidth
+                    for tileRow in 0..<tilesHigh {
+                        for k in 0..<2 {
+                            let row = rows + k * rowLength
+                            let outputRow = 2 * tileRow + k
+                            if outputRow < outputHeight {
+                                row.update(from: plane + outputRow * outputWidth, count: outputWidth)
+                                (row + outputWidth).update(repeating: 0, count: rowLength - outputWidth)
+                            } else {
+                                row.update(repeating: 0, count: rowLength)
+                            }
+                        }
+                        let destination = transformed + channel * groupTiles + image * tilesPerImage + tileRow * tilesWide
+                        let (top, bottom) = (rows, rows + rowLength)
+                        for tx in 0..<tilesWide {
+                            let x = 2 * tx
+                            // A·dY (4×2), then (A·dY)·Aᵀ (4×4).
+                            let (t00, t01) = (top[x], top[x + 1])
+                            let (t10, t11) = (top[x] + bottom[x], top[x + 1] + bottom[x + 1])
+                            let (t20, t21) = (top[x] - bottom[x], top[x + 1] - bottom[x + 1])
+                            let (t30, t31) = (-bottom[x], -bottom[x + 1])
+                            func emit(row: Int, _ a: Float, _ b: Float) {
+                                let base = destination + 4 * row * planeStride + tx
+                                base[0] = a
+                                base[planeStride] = a + b
+                                base[2 * planeStride] = a - b
+                                base[3 * planeStride] = -b
+                            }
+                            emit(row: 0, t00, t01)
+                            emit(row: 1, t10, t11)
+                            emit(row: 2, t20, t21)
+                            emit(row: 3, t30, t31)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `dg = Gᵀ dU G` for every kernel, with Gᵀ = [[1,½,½,0],[0,½,−½,0],[0,½,½,1]].
+    private func untransformWeightGradient(_ transformed: UnsafePointer<Float>, into weightGradient: UnsafeMutablePointer<Float>) {
+        let plane = weightPlaneStride
+        for o in 0..<outputChannels {
+            for i in 0..<inputChannels {
+                let u = transformed + o * inputChannels + i
+                // Gᵀ·dU (3×4): combine the four rows of each column.
+                func column(_ j: Int) -> (Float, Float, Float) {
+                    let (u0, u1, u2, u3) = (u[j * plane], u[(4 + j) * plane], u[(8 + j) * plane], u[(12 + j) * plane])
+                    return (u0 + 0.5 * (u1 + u2), 0.5 * (u1 - u2), 0.5 * (u1 + u2) + u3)
+                }
+                let (c0, c1, c2, c3) = (column(0), column(1), column(2), column(3))
+                let destination = weightGradient + (o * inputChannels + i) * 9
+                // (Gᵀ·dU)·G (3×3): combine the four columns of each row.
+                func emit(row: Int, _ s0: Float, _ s1: Float, _ s2: Float, _ s3: Float) {
+                    destination[row * 3] = s0 + 0.5 * (s1 + s2)
+                    destination[row * 3 + 1] = 0.5 * (s1 - s2)
+                    destination[row * 3 + 2] = 0.5 * (s1 + s2) + s3
+                }
+                emit(row: 0, c0.0, c1.0, c2.0, c3.0)
+                emit(row: 1, c0.1, c1.1, c2.1, c3.1)
+                emit(row: 2, c0.2, c1.2, c2.2, c3.2)
+            }
+        }
+    }
+
+    /// `U_ξ[o, i] = (G g Gᵀ)_ξ` with G = [[1,0,0],[½,½,½],[½,−½,½],[0,0,1]].
+    private func transformWeights(into transformed: UnsafeMutablePointer<Float>, kernel: KernelView) {
+        let plane = weightPlaneStride
+        for o in 0..<outputChannels {
+            for i in 0..<inputChannels {
+                // Gg (4×3): G's rows applied down each kernel column.
+                func column(_ c: Int) -> (Float, Float, Float, Float) {
+                    let (g0, g1, g2) = (kernel(o, i, 0, c), kernel(o, i, 1, c), kernel(o, i, 2, c))
+                    return (g0, 0.5 * (g0 + g1 + g2), 0.5 * (g0 - g1 + g2), g2)
+                }
+                let (c0, c1, c2) = (column(0), column(1), column(2))
+                // (Gg)Gᵀ (4×4): G's rows applied along each row of Gg.
+                func emit(row: Int, _ a0: Float, _ a1: Float, _ a2: Float) {
+                    let base = transformed + (row * 4) * plane + o * inputChannels + i
+                    base[0] = a0
+                    base[plane] = 0.5 * (a0 + a1 + a2)
+                    base[2 * plane] = 0.5 * (a0 - a1 + a2)
+                    base[3 * plane] = a2
+                }
+                emit(row: 0, c0.0, c1.0, c2.0)
+                emit(row: 1, c0.1, c1.1, c2.1)
+                emit(row: 2, c0.2, c1.2, c2.2)
+                emit(row: 3, c0.3, c1.3, c2.3)
+            }
+        }
+    }
+
+    /// `V_ξ[i, t] = (Bᵀ d B)_ξ` with Bᵀ = [[1,0,−1,0],[0,1,1,0],[0,−1,1,0],[0,1,0,−1]], for
+    /// every input channel and tile of a group of images. Channels are split across cores.
+    private func transformInput(_ images: UnsafePointer<Float>, images imageCount: Int,
+                                into transformed: UnsafeMutablePointer<Float>, groupTiles: Int) {
+        let planeStride = planeStride(inputChannels, tiles: groupTiles)
+        let rowLength = paddedRowLength
+        let tilesWide = tilesWide
+        Parallel.forEach(inputChannels, workPerItem: imageCount * tilesPerImage * 16) { channels in
+            // Four zero-padded input rows: the 4×4 tiles of one tile-row read exactly these.
+            let rows = UnsafeMutablePointer<Float>.allocate(capacity: 4 * rowLength)
+            defer { rows.deallocate() }
+            for channel in channels {
+                for image in 0..<imageCount {
+                    let plane = images + (image * inputChannels + channel) * height * width
+                    for tileRow in 0..<tilesHigh {
+                        for k in 0..<4 {
+                            let row = rows + k * rowLength
+                            row.update(repeating: 0, count: rowLength)
+                            let inputRow = 2 * tileRow - padding.height + k
+                            guard inputRow >= 0, inputRow < height else { continue }
+                            let count = min(width, rowLength - padding.width)
+                            (row + padding.width).update(from: plane + inputRow * width, count: count)
+                        }
+                        let destination = transformed + channel * groupTiles + image * tilesPerImage + tileRow * tilesWide
+                        let (r0, r1, r2, r3) = (rows, rows + rowLength, rows + 2 * rowLength, rows + 3 * rowLength)
+                        for tx in 0..<tilesWide {
+                            let x = 2 * tx
+                            // Column transform of each row (d·B), then row transform (Bᵀ·).
+                            let a0 = r0[x] - r0[x + 2], a1 = r0[x + 1] + r0[x + 2], a2 = r0[x + 2] - r0[x + 1], a3 = r0[x + 1] - r0[x + 3]
+                            let b0 = r1[x] - r1[x + 2], b1 = r1[x + 1] + r1[x + 2], b2 = r1[x + 2] - r1[x + 1], b3 = r1[x + 1] - r1[x + 3]
+                            let c0 = r2[x] - r2[x + 2], c1 = r2[x + 1] + r2[x + 2], c2 = r2[x + 2] - r2[x + 1], c3 = r2[x + 1] - r2[x + 3]
+                            let d0 = r3[x] - r3[x + 2], d1 = r3[x + 1] + r3[x + 2], d2 = r3[x + 2] - r3[x + 1], d3 = r3[x + 1] - r3[x + 3]
+                            destination[tx] = a0 - c0
+                            destination[planeStride + tx] = a1 - c1
+                            destination[2 * planeStride + tx] = a2 - c2
+                            destination[3 * planeStride + tx] = a3 - c3
+                            destination[4 * planeStride + tx] = b0 + c0
+                            destination[5 * planeStride + tx] = b1 + c1
+                            destination[6 * planeStride + tx] = b2 + c2
+                            destination[7 * planeStride + tx] = b3 + c3
+                            destination[8 * planeStride + tx] = c0 - b0
+                            destination[9 * planeStride + tx] = c1 - b1
+                            destination[10 * planeStride + tx] = c2 - b2
+                            destination[11 * planeStride + tx] = c3 - b3
+                            destination[12 * planeStride + tx] = b0 - d0
+                            destination[13 * planeStride + tx] = b1 - d1
+                            destination[14 * planeStride + tx] = b2 - d2
+                            destination[15 * planeStride + tx] = b3 - d3
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `Y = Aᵀ M A` with Aᵀ = [[1,1,1,0],[0,1,−1,−1]], plus bias, written into NCHW output.
+    /// Output channels are split across cores.
+    private func transformOutput(_ products: UnsafePointer<Float>, images imageCount: Int, groupTiles: Int,
+                                 into output: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?) {
+        let planeStride = planeStride(outputChannels, tiles: groupTiles)
+        let tilesWide = tilesWide
+        let rowLength = 2 * tilesWide
+        Parallel.forEach(outputChannels, workPerItem: imageCount * tilesPerImage * 16) { channels in
+            // Two full-width output rows, written then copied in, so odd sizes need no branches.
+            let rows = UnsafeMutablePointer<Float>.allocate(capacity: 2 * rowLength)
+            defer { rows.deallocate() }
+            for channel in channels {
+                let offset = bias?[channel] ?? 0
+                for image in 0..<imageCount {
+                    let plane = output + (image * outputChannels + channel) * outputHeight * outputWidth
+                    for tileRow in 0..<tilesHigh {
+                        let m = products + channel * groupTiles + image * tilesPerImage + tileRow * tilesWide
+                        let (top, bottom) = (rows, rows + rowLength)
+                        for tx in 0..<tilesWide {
+                            // Row transform (Aᵀ·) of each column, then column transform (·A).
+                            let s00 = m[tx] + m[4 * planeStride + tx] + m[8 * planeStride + tx]
+                            let s01 = m[planeStride + tx] + m[5 * planeStride + tx] + m[9 * planeStride + tx]
+                            let s02 = m[2 * planeStride + tx] + m[6 * planeStride + tx] + m[10 * planeStride + tx]
+                            let s03 = m[3 * planeStride + tx] + m[7 * planeStride + tx] + m[11 * planeStride + tx]
+                            let s10 = m[4 * planeStride + tx] - m[8 * planeStride + tx] - m[12 * planeStride + tx]
+                            let s11 = m[5 * planeStride + tx] - m[9 * planeStride + tx] - m[13 * planeStride + tx]
+                            let s12 = m[6 * planeStride + tx] - m[10 * planeStride + tx] - m[14 * planeStride + tx]
+                            let s13 = m[7 * planeStride + tx] - m[11 * planeStride + tx] - m[15 * planeStride + tx]
+                            top[2 * tx] = s00 + s01 + s02 + offset
+                            top[2 * tx + 1] = s01 - s02 - s03 + offset
+                            bottom[2 * tx] = s10 + s11 + s12 + offset
+                            bottom[2 * tx + 1] = s11 - s12 - s13 + offset
+                        }
+                        let outputRow = 2 * tileRow
+                        (plane + outputRow * outputWidth).update(from: top, count: outputWidth)
+                        if outputRow + 1 < outputHeight {
+                            (plane + (outputRow + 1) * outputWidth).update(from: bottom, count: outputWidth)
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

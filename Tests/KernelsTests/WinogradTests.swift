@@ -1,0 +1,107 @@
+import Testing
+@testable import Kernels
+
+/// Winograd F(2×2, 3×3) takes over 3×3 stride-1 layers with ≥ 16 channels on both sides; these
+/// cases are built to land on it (odd and tiny sizes, every padding it accepts) and compare with
+/// the float64 direct reference.
+@Suite struct WinogradTests {
+    static func cases() -> [(batch: Int, channels: Int, filters: Int, height: Int, width: Int, padding: Size2D)] {
+        var generator = SeededGenerator(seed: 51)
+        var result: [(Int, Int, Int, Int, Int, Size2D)] = [
+            (1, 16, 16, 1, 1, Size2D(1)),        // one pixel, one partial tile
+            (2, 17, 19, 5, 7, Size2D(1)),        // odd sizes: last tile row and column cut in half
+            (1, 16, 20, 3, 3, Size2D(0)),        // output 1×1
+            (3, 20, 16, 6, 4, Size2D(2)),        // padding 2: backward runs with padding 0
+            (1, 24, 18, 8, 9, Size2D(height: 0, width: 2)),
+        ]
+        for _ in 0..<6 {
+            let padding = Size2D(height: Int.random(in: 0...2, using: &generator), width: Int.random(in: 0...2, using: &generator))
+            result.append((Int.random(in: 1...3, using: &generator), Int.random(in: 16...24, using: &generator),
+                           Int.random(in: 16...24, using: &generator),
+                           Int.random(in: max(1, 3 - 2 * padding.height)...12, using: &generator),
+                           Int.random(in: max(1, 3 - 2 * padding.width)...12, using: &generator), padding))
+        }
+        return result.map { (batch: $0.0, channels: $0.1, filters: $0.2, height: $0.3, width: $0.4, padding: $0.5) }
+    }
+
+    @Test func casesReallyTakeTheWinogradPath() throws {
+        for c in Self.cases() {
+            let conv = Conv2D(padding: c.padding)
+            let engine = try conv.makeEngine(input: [c.batch, c.channels, c.height, c.width], weight: [c.filters, c.channels, 3, 3])
+            #expect(engine.usesWinograd, "\(c)")
+        }
+    }
+
+    @Test func forwardAndGradientsMatchTheDirectReference() throws {
+        var generator = SeededGenerator(seed: 52)
+        for c in Self.cases() {
+            let x = Tensor.random([c.batch, c.channels, c.height, c.width], using: &generator)
+            let w = Tensor.random([c.filters, c.channels, 3, 3], using: &generator)
+            let b = Tensor.random([c.filters], using: &generator)
+            let params = Reference.Params(padding: c.padding)
+            let conv = Conv2D(padding: c.padding)
+            let y = try conv.forward(x, weight: w, bias: b)
+            let expected = Reference.conv2d(x, w, b, params)
+            #expect(y.shape == expected.shape, "\(c)")
+            #expect(relativeError(y.scalars, expected.values) <= 2e-4, "forward \(c)")
+
+            // dX of a stride-1 convolution is the transposed convolution of dY with the same weight.
+            let dy = Tensor.random(y.shape, using: &generator)
+            let dx = try conv.inputGradient(dy, inputShape: x.shape, weight: w)
+            let expectedInput = Reference.convTranspose2d(dy, w, nil, params, outputPadding: 0)
+            #expect(dx.shape == expectedInput.shape, "\(c)")
+            #expect(relativeError(dx.scalars, expectedInput.values) <= 2e-4, "backward-data \(c)")
+
+            // dW[f, c, kh, kw] = Σ dY[n, f, oh, ow] · x[n, c, oh − p + kh, ow − p + kw].
+            let dw = try conv.weightGradient(dy, input: x, weightShape: w.shape)
+            #expect(relativeError(dw.scalars, Self.weightGradient(x: x, dy: dy, padding: c.padding)) <= 2e-4, "backward-weight \(c)")
+        }
+    }
+
+    @Test func transposedConvolutionUsesItToo() throws {
+        // ConvTranspose2D's forward is the backward-data pass, so a 3×3 stride-1 transposed
+        // layer with enough channels runs through Winograd as well.
+        var generator = SeededGenerator(seed: 53)
+        let x = Tensor.random([2, 18, 6, 5], using: &generator)
+        let w = Tensor.random([18, 20, 3, 3], using: &generator)
+        let b = Tensor.random([20], using: &generator)
+        let layer = ConvTranspose2D(padding: 1)
+        #expect(try layer.makeEngine(input: x.shape, weight: w.shape).usesWinograd)
+        let z = try layer.forward(x, weight: w, bias: b)
+        let expected = Reference.convTranspose2d(x, w, b, .init(padding: 1), outputPadding: 0)
+        #expect(relativeError(z.scalars, expected.values) <= 2e-4)
+    }
+
+    @Test func transposedGradientsMatchFiniteDifferences() throws {
+        // ConvTranspose2D's backward swaps the roles of the passes; check all three gradients.
+        var generator = SeededGenerator(seed: 54)
+        let x = Tensor.random([1, 16, 4, 3], using: &generator)
+        let w = Tensor.random([16, 17, 3, 3], using: &generator)
+        let b = Tensor.random([17], using: &generator)
+        let layer = ConvTranspose2D(padding: 1)
+        #expect(try layer.makeEngine(input: x.shape, weight: w.shape).usesWinograd)
+        let r = Tensor.random(try layer.outputShape(input: x.shape, weight: w.shape), using: &generator)
+        let g = try layer.backward(r, input: x, weight: w)
+        Reference.checkGradients(g, x: x, w: w, b: b, samples: 6, using: &generator, context: "transposed Winograd") { xs, ws, bs in
+            let z = Reference.convTranspose2d(xs, x.shape, ws, w.shape, bs, .init(padding: 1), outputPadding: 0)
+            return zip(z.values, r.scalars).reduce(0) { $0 + $1.0 * Double($1.1) }
+        }
+    }
+
+    /// The weight gradient of a 3×3 stride-1 convolution, from its definition, in float64.
+    static func weightGradient(x: Tensor, dy: Tensor, padding: Size2D) -> [Double] {
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (f, oh, ow) = (dy.shape[1], dy.shape[2], dy.shape[3])
+        var result = [Double](repeating: 0, count: f * c * 9)
+        for ni in 0..<n { for fi in 0..<f { for ci in 0..<c { for kh in 0..<3 { for kw in 0..<3 {
+            var sum = 0.0
+            for oy in 0..<oh { for ox in 0..<ow {
+                let (iy, ix) = (oy - padding.height + kh, ox - padding.width + kw)
+                guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
+                sum += Double(dy.scalars[((ni * f + fi) * oh + oy) * ow + ox]) * Double(x.scalars[((ni * c + ci) * h + iy) * w + ix])
+            } }
+            result[((fi * c + ci) * 3 + kh) * 3 + kw] += sum
+        } } } } }
+        return result
+    }
+}
