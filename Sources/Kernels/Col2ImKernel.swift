@@ -34,6 +34,8 @@ func col2im(columns: UnsafePointer<Float>, geometry: ConvGeometry, image: Unsafe
                         let destination = plane + inputRow * g.width + cols.lowerBound * g.stride.width + columnOffset
                         if g.stride.width == 1 {
                             VectorOperations.add(source, into: destination, count: cols.count)
+                        } else if g.stride.width == 2 {
+                            VectorOperations.addToEvenElements(source, into: destination, count: cols.count)
                         } else {
                             for index in 0..<cols.count {
                                 destination[index * g.stride.width] += source[index]

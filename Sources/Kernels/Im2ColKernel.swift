@@ -43,6 +43,8 @@ func im2col(image: UnsafePointer<Float>, geometry: ConvGeometry, columns: Unsafe
                 let source = plane + inputRow * g.width + cols.lowerBound * g.stride.width + columnOffset
                 if g.stride.width == 1 {
                     (destination + cols.lowerBound).update(from: source, count: cols.count)
+                } else if g.stride.width == 2 {
+                    VectorOperations.copyEvenElements(source, to: destination + cols.lowerBound, count: cols.count)
                 } else {
                     let strided = destination + cols.lowerBound
                     for index in 0..<cols.count {

@@ -65,4 +65,42 @@ enum VectorOperations {
         }
         return total
     }
+
+    /// `destination[i] = source[2·i]` for `i` in `0..<count`: the stride-2 gather of im2col,
+    /// eight outputs per step from one 16-float load (`evenHalf` is a vector shuffle).
+    @inline(__always)
+    static func copyEvenElements(_ source: UnsafePointer<Float>, to destination: UnsafeMutablePointer<Float>, count: Int) {
+        var index = 0
+        let sourceRaw = UnsafeRawPointer(source)
+        let destinationRaw = UnsafeMutableRawPointer(destination)
+        // The last vector reads source[2·i + 15]; stop while that is still inside the run.
+        while index + 8 < count {
+            let pair = sourceRaw.loadUnaligned(fromByteOffset: 2 &* index &* MemoryLayout<Float>.stride, as: SIMD16<Float>.self)
+            destinationRaw.storeBytes(of: pair.evenHalf, toByteOffset: index &* MemoryLayout<Float>.stride, as: SIMD8<Float>.self)
+            index &+= 8
+        }
+        while index < count {
+            destination[index] = source[2 &* index]
+            index &+= 1
+        }
+    }
+
+    /// `destination[2·i] += source[i]` for `i` in `0..<count`: the stride-2 scatter-add of col2im.
+    @inline(__always)
+    static func addToEvenElements(_ source: UnsafePointer<Float>, into destination: UnsafeMutablePointer<Float>, count: Int) {
+        var index = 0
+        let sourceRaw = UnsafeRawPointer(source)
+        let destinationRaw = UnsafeMutableRawPointer(destination)
+        while index + 8 < count {
+            let offset = 2 &* index &* MemoryLayout<Float>.stride
+            var pair = destinationRaw.loadUnaligned(fromByteOffset: offset, as: SIMD16<Float>.self)
+            pair.evenHalf += sourceRaw.loadUnaligned(fromByteOffset: index &* MemoryLayout<Float>.stride, as: SIMD8<Float>.self)
+            destinationRaw.storeBytes(of: pair, toByteOffset: offset, as: SIMD16<Float>.self)
+            index &+= 8
+        }
+        while index < count {
+            destination[2 &* index] += source[index]
+            index &+= 1
+        }
+    }
 }

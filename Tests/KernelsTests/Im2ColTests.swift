@@ -31,6 +31,26 @@ import Testing
         }
     }
 
+    @Test(arguments: [Size2D(height: 1, width: 2), Size2D(2)])
+    func wideStrideTwoRowsTakeTheVectorPathCorrectly(stride: Size2D) throws {
+        // Rows of 9 to 40 outputs: the stride-2 gather and scatter-add run eight at a time plus
+        // a scalar tail; widths around multiples of 8 exercise both ends.
+        var generator = SeededGenerator(seed: 13)
+        for width in [17, 18, 19, 33, 34, 80] {
+            for padding in [0, 1, 3] {
+                let x = Tensor.random([2, 3, 5, width], using: &generator)
+                let params = Reference.Params(stride: stride, padding: Size2D(height: 1, width: padding), dilation: 1)
+                let unfold = Im2Col(kernel: 3, stride: stride, padding: params.padding)
+                let columns = try unfold.columns(x)
+                #expect(columns.scalars == Reference.unfold(x, kernel: 3, params), "width \(width) padding \(padding)")
+                let c = Tensor.random(columns.shape, using: &generator)
+                let image = try unfold.image(c, shape: x.shape)
+                let left = dot(columns.scalars, c.scalars), right = dot(x.scalars, image.scalars)
+                #expect(abs(left - right) <= 1e-4 * max(1, abs(left)), "width \(width) padding \(padding)")
+            }
+        }
+    }
+
     @Test func stridedDilatedCol2imCountsCoverage() throws {
         // Kernel 2, stride 2, dilation 2 on a 1×6 row: windows start at 0 and 2 and read
         // {0, 2} and {2, 4}; so column-of-ones folds back to coverage counts [1,0,2,0,1,0].
