@@ -57,8 +57,11 @@ struct WinogradF2x3 {
 
     let outputHeight: Int
     let outputWidth: Int
-    /// Tiles per image along each axis: ceil(output / 2).
+    /// Tiles per image down: ceil(outputHeight / 2).
     let tilesHigh: Int
+    /// Tiles stored per tile-row: ceil(outputWidth / 2) rounded up to a multiple of 4, so every
+    /// transform runs four tiles per SIMD step with no scalar tail. The extra tiles read zero
+    /// padding; their outputs are never stored and their gradients are zero.
     let tilesWide: Int
     let tilesPerImage: Int
     /// Images transformed and multiplied together, so each GEMM has enough columns to run at
@@ -88,7 +91,7 @@ struct WinogradF2x3 {
         outputHeight = height + 2 * padding.height - 2
         outputWidth = width + 2 * padding.width - 2
         tilesHigh = (outputHeight + 1) / 2
-        tilesWide = (outputWidth + 1) / 2
+        tilesWide = ((outputWidth + 1) / 2 + 3) / 4 * 4
         tilesPerImage = tilesHigh * tilesWide
         paddedRowLength = 2 * tilesWide + 2
         let floatsPerImage = 16 * tilesPerImage * (inputChannels + outputChannels)
@@ -215,19 +218,20 @@ struct WinogradF2x3 {
                         }
                         let destination = transformed + channel * groupTiles + image * tilesPerImage + tileRow * tilesWide
                         let (top, bottom) = (rows, rows + rowLength)
-                        for tx in 0..<tilesWide {
-                            let x = 2 * tx
+                        for tx in stride(from: 0, to: tilesWide, by: 4) {
+                            // Four tiles: even and odd columns of each gradient row.
+                            let (upper, lower) = (load8(top + 2 * tx), load8(bottom + 2 * tx))
                             // A·dY (4×2), then (A·dY)·Aᵀ (4×4).
-                            let (t00, t01) = (top[x], top[x + 1])
-                            let (t10, t11) = (top[x] + bottom[x], top[x + 1] + bottom[x + 1])
-                            let (t20, t21) = (top[x] - bottom[x], top[x + 1] - bottom[x + 1])
-                            let (t30, t31) = (-bottom[x], -bottom[x + 1])
-                            func emit(row: Int, _ a: Float, _ b: Float) {
+                            let (t00, t01) = (upper.evenHalf, upper.oddHalf)
+                            let (t10, t11) = (t00 + lower.evenHalf, t01 + lower.oddHalf)
+                            let (t20, t21) = (t00 - lower.evenHalf, t01 - lower.oddHalf)
+                            let (t30, t31) = (-lower.evenHalf, -lower.oddHalf)
+                            func emit(row: Int, _ a: SIMD4<Float>, _ b: SIMD4<Float>) {
                                 let base = destination + 4 * row * planeStride + tx
-                                base[0] = a
-                                base[planeStride] = a + b
-                                base[2 * planeStride] = a - b
-                                base[3 * planeStride] = -b
+                                store4(a, base)
+                                store4(a + b, base + planeStride)
+                                store4(a - b, base + 2 * planeStride)
+                                store4(-b, base + 3 * planeStride)
                             }
                             emit(row: 0, t00, t01)
                             emit(row: 1, t10, t11)
@@ -318,29 +322,30 @@ struct WinogradF2x3 {
                         }
                         let destination = transformed + channel * groupTiles + image * tilesPerImage + tileRow * tilesWide
                         let (r0, r1, r2, r3) = (rows, rows + rowLength, rows + 2 * rowLength, rows + 3 * rowLength)
-                        for tx in 0..<tilesWide {
-                            let x = 2 * tx
-                            // Column transform of each row (d·B), then row transform (Bᵀ·).
-                            let a0 = r0[x] - r0[x + 2], a1 = r0[x + 1] + r0[x + 2], a2 = r0[x + 2] - r0[x + 1], a3 = r0[x + 1] - r0[x + 3]
-                            let b0 = r1[x] - r1[x + 2], b1 = r1[x + 1] + r1[x + 2], b2 = r1[x + 2] - r1[x + 1], b3 = r1[x + 1] - r1[x + 3]
-                            let c0 = r2[x] - r2[x + 2], c1 = r2[x + 1] + r2[x + 2], c2 = r2[x + 2] - r2[x + 1], c3 = r2[x + 1] - r2[x + 3]
-                            let d0 = r3[x] - r3[x + 2], d1 = r3[x + 1] + r3[x + 2], d2 = r3[x + 2] - r3[x + 1], d3 = r3[x + 1] - r3[x + 3]
-                            destination[tx] = a0 - c0
-                            destination[planeStride + tx] = a1 - c1
-                            destination[2 * planeStride + tx] = a2 - c2
-                            destination[3 * planeStride + tx] = a3 - c3
-                            destination[4 * planeStride + tx] = b0 + c0
-                            destination[5 * planeStride + tx] = b1 + c1
-                            destination[6 * planeStride + tx] = b2 + c2
-                            destination[7 * planeStride + tx] = b3 + c3
-                            destination[8 * planeStride + tx] = c0 - b0
-                            destination[9 * planeStride + tx] = c1 - b1
-                            destination[10 * planeStride + tx] = c2 - b2
-                            destination[11 * planeStride + tx] = c3 - b3
-                            destination[12 * planeStride + tx] = b0 - d0
-                            destination[13 * planeStride + tx] = b1 - d1
-                            destination[14 * planeStride + tx] = b2 - d2
-                            destination[15 * planeStride + tx] = b3 - d3
+                        for tx in stride(from: 0, to: tilesWide, by: 4) {
+                            // Column transform of each row (d·B) for four tiles at once, then the
+                            // row transform (Bᵀ·).
+                            let (a0, a1, a2, a3) = rowTransform(r0 + 2 * tx)
+                            let (b0, b1, b2, b3) = rowTransform(r1 + 2 * tx)
+                            let (c0, c1, c2, c3) = rowTransform(r2 + 2 * tx)
+                            let (d0, d1, d2, d3) = rowTransform(r3 + 2 * tx)
+                            let base = destination + tx
+                            store4(a0 - c0, base)
+                            store4(a1 - c1, base + planeStride)
+                            store4(a2 - c2, base + 2 * planeStride)
+                            store4(a3 - c3, base + 3 * planeStride)
+                            store4(b0 + c0, base + 4 * planeStride)
+                            store4(b1 + c1, base + 5 * planeStride)
+                            store4(b2 + c2, base + 6 * planeStride)
+                            store4(b3 + c3, base + 7 * planeStride)
+                            store4(c0 - b0, base + 8 * planeStride)
+                            store4(c1 - b1, base + 9 * planeStride)
+                            store4(c2 - b2, base + 10 * planeStride)
+                            store4(c3 - b3, base + 11 * planeStride)
+                            store4(b0 - d0, base + 12 * planeStride)
+                            store4(b1 - d1, base + 13 * planeStride)
+                            store4(b2 - d2, base + 14 * planeStride)
+                            store4(b3 - d3, base + 15 * planeStride)
                         }
                     }
                 }
@@ -364,22 +369,23 @@ struct WinogradF2x3 {
                 for image in 0..<imageCount {
                     let plane = output + (image * outputChannels + channel) * outputHeight * outputWidth
                     for tileRow in 0..<tilesHigh {
-                        let m = products + channel * groupTiles + image * tilesPerImage + tileRow * tilesWide
+                        let products = products + channel * groupTiles + image * tilesPerImage + tileRow * tilesWide
                         let (top, bottom) = (rows, rows + rowLength)
-                        for tx in 0..<tilesWide {
+                        for tx in stride(from: 0, to: tilesWide, by: 4) {
+                            func m(_ position: Int) -> SIMD4<Float> { load4(products + position * planeStride + tx) }
                             // Row transform (Aᵀ·) of each column, then column transform (·A).
-                            let s00 = m[tx] + m[4 * planeStride + tx] + m[8 * planeStride + tx]
-                            let s01 = m[planeStride + tx] + m[5 * planeStride + tx] + m[9 * planeStride + tx]
-                            let s02 = m[2 * planeStride + tx] + m[6 * planeStride + tx] + m[10 * planeStride + tx]
-                            let s03 = m[3 * planeStride + tx] + m[7 * planeStride + tx] + m[11 * planeStride + tx]
-                            let s10 = m[4 * planeStride + tx] - m[8 * planeStride + tx] - m[12 * planeStride + tx]
-                            let s11 = m[5 * planeStride + tx] - m[9 * planeStride + tx] - m[13 * planeStride + tx]
-                            let s12 = m[6 * planeStride + tx] - m[10 * planeStride + tx] - m[14 * planeStride + tx]
-                            let s13 = m[7 * planeStride + tx] - m[11 * planeStride + tx] - m[15 * planeStride + tx]
-                            top[2 * tx] = s00 + s01 + s02 + offset
-                            top[2 * tx + 1] = s01 - s02 - s03 + offset
-                            bottom[2 * tx] = s10 + s11 + s12 + offset
-                            bottom[2 * tx + 1] = s11 - s12 - s13 + offset
+                            let s00 = m(0) + m(4) + m(8), s01 = m(1) + m(5) + m(9)
+                            let s02 = m(2) + m(6) + m(10), s03 = m(3) + m(7) + m(11)
+                            let s10 = m(4) - m(8) - m(12), s11 = m(5) - m(9) - m(13)
+                            let s12 = m(6) - m(10) - m(14), s13 = m(7) - m(11) - m(15)
+                            // Interleave each tile's two columns back into pixel order.
+                            var upper = SIMD8<Float>(), lower = SIMD8<Float>()
+                            upper.evenHalf = s00 + s01 + s02 + offset
+                            upper.oddHalf = s01 - s02 - s03 + offset
+                            lower.evenHalf = s10 + s11 + s12 + offset
+                            lower.oddHalf = s11 - s12 - s13 + offset
+                            store8(upper, top + 2 * tx)
+                            store8(lower, bottom + 2 * tx)
                         }
                         let outputRow = 2 * tileRow
                         (plane + outputRow * outputWidth).update(from: top, count: outputWidth)
@@ -391,4 +397,33 @@ struct WinogradF2x3 {
             }
         }
     }
+}
+
+/// `d·B` for four tiles of one input row starting at `row` (8 floats apart per tile pair):
+/// even and odd columns come from two overlapping 8-float loads.
+@inline(__always)
+private func rowTransform(_ row: UnsafePointer<Float>) -> (SIMD4<Float>, SIMD4<Float>, SIMD4<Float>, SIMD4<Float>) {
+    let (here, next) = (load8(row), load8(row + 2))
+    let (d0, d1, d2, d3) = (here.evenHalf, here.oddHalf, next.evenHalf, next.oddHalf)
+    return (d0 - d2, d1 + d2, d2 - d1, d1 - d3)
+}
+
+@inline(__always)
+private func load4(_ pointer: UnsafePointer<Float>) -> SIMD4<Float> {
+    UnsafeRawPointer(pointer).loadUnaligned(as: SIMD4<Float>.self)
+}
+
+@inline(__always)
+private func load8(_ pointer: UnsafePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(pointer).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+@inline(__always)
+private func store4(_ value: SIMD4<Float>, _ pointer: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(pointer).storeBytes(of: value, as: SIMD4<Float>.self)
+}
+
+@inline(__always)
+private func store8(_ value: SIMD8<Float>, _ pointer: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(pointer).storeBytes(of: value, as: SIMD8<Float>.self)
 }
