@@ -3,17 +3,16 @@
 /// Every column entry is added to the pixel it was read from, so a pixel covered by nine
 /// windows receives nine contributions (this is PyTorch's `F.fold`). Entries that fall in the
 /// padding are dropped. `image` is accumulated into, not overwritten: zero it first for a
-/// plain col2im. Rows of `columns` are `rowStride` floats apart (see ``im2col(image:geometry:columns:rowStride:)``).
+/// plain col2im.
 ///
 /// The valid span of each column row is computed once per kernel tap; with stride 1 each
 /// span is added as one contiguous vector `+=`. Channels are split across cores, so no two
 /// threads ever write the same pixel.
 ///
 /// - Complexity: O(columnRows · outputPlaneSize) reads and read-modify-writes.
-func col2im(columns: UnsafePointer<Float>, geometry: ConvGeometry, image: UnsafeMutablePointer<Float>, rowStride: Int? = nil) {
+func col2im(columns: UnsafePointer<Float>, geometry: ConvGeometry, image: UnsafeMutablePointer<Float>) {
     let g = geometry
     let outputPlane = g.outputPlaneSize
-    let rowStride = rowStride ?? outputPlane
     let tapsPerChannel = g.kernel.height * g.kernel.width
     Parallel.forEach(g.channels, workPerItem: tapsPerChannel * outputPlane) { channels in
         for channel in channels {
@@ -27,7 +26,7 @@ func col2im(columns: UnsafePointer<Float>, geometry: ConvGeometry, image: Unsafe
                     let cols = validOutputRange(outputLength: g.outputWidth, stride: g.stride.width,
                                                 offset: columnOffset, inputLength: g.width)
                     guard !cols.isEmpty else { continue }
-                    let row = columns + (channel * tapsPerChannel + kh * g.kernel.width + kw) * rowStride
+                    let row = columns + (channel * tapsPerChannel + kh * g.kernel.width + kw) * outputPlane
                     for outputRow in rows {
                         let source = row + outputRow * g.outputWidth + cols.lowerBound
                         let inputRow = outputRow * g.stride.height + rowOffset

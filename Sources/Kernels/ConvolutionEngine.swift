@@ -9,39 +9,17 @@
 /// Three algorithms, chosen by shape:
 /// - 3×3 stride-1 with enough channels: Winograd F(2×2, 3×3) for all passes (``WinogradF2x3``).
 /// - 1×1 stride-1 unpadded: the image is its own column matrix; each pass is one GEMM per image.
-/// - anything else: im2col + GEMM, with the column matrices of a few images side by side
-///   (`[columnRows, images · outputPlaneSize]`) when one image alone makes too thin a GEMM.
+/// - anything else: im2col + GEMM, one image at a time. (Putting several images' column
+///   matrices side by side in one wider GEMM was measured slower on every layer tried — the
+///   staging copies and the larger, cache-cold column matrix cost more than the wider GEMM
+///   gains — so it is not done.)
 ///
-/// Memory is bounded whatever the batch: one group of images at a time goes through the
-/// workspace (``workspaceCount``).
+/// Memory is bounded whatever the batch: one image (or one group of Winograd tiles) at a time
+/// goes through the workspace (``workspaceCount``).
 struct ConvolutionEngine {
     let geometry: ConvGeometry
     let filters: Int
     let backend: GEMMBackend
-    /// Images whose column matrices share one GEMM on the im2col path.
-    let imagesPerGroup: Int
-
-    /// GEMM columns (`images · outputPlaneSize`) we aim for: narrower products lose speed to
-    /// OpenBLAS's per-call overhead and thin blocking.
-    static let targetGroupColumns = 4096
-    /// Cap on the im2col path's workspace, in floats (32 MiB).
-    static let maximumGroupFloats = 8 << 20
-
-    init(geometry: ConvGeometry, filters: Int, backend: GEMMBackend) {
-        self.geometry = geometry
-        self.filters = filters
-        self.backend = backend
-        let g = geometry
-        if g.kernel == 1 && g.stride == 1 && g.padding == 0 || WinogradF2x3.applies(to: g, filters: filters) {
-            imagesPerGroup = 1
-        } else {
-            let wanted = (Self.targetGroupColumns + g.outputPlaneSize - 1) / g.outputPlaneSize
-            let floatsPerImage = g.columnsPerImage + filters * g.outputPlaneSize
-            let affordable = Self.maximumGroupFloats / max(1, floatsPerImage)
-            imagesPerGroup = max(1, min(g.batch, wanted, affordable))
-        }
-    }
-
     /// 1×1, stride-1, unpadded: the image already is its column matrix, so im2col and col2im
     /// are skipped and each pass is a plain GEMM.
     var isPointwise: Bool {
@@ -72,13 +50,8 @@ struct ConvolutionEngine {
     /// whole backward call).
     var workspaceCount: Int {
         if usesWinograd { return max(forwardWinograd.workspaceCount, backwardDataWinograd.workspaceCount) }
-        if isPointwise { return 0 }
-        return imagesPerGroup * geometry.columnsPerImage + stagingCount
+        return isPointwise ? 0 : geometry.columnsPerImage
     }
-
-    /// Floats of the `[filters, images · outputPlaneSize]` staging matrix a group of more than one
-    /// image needs, since NCHW keeps each image's filter-side rows apart.
-    private var stagingCount: Int { imagesPerGroup > 1 ? imagesPerGroup * outputImageSize : 0 }
 
     /// `filters · outputPlaneSize`: the elements of one image's output.
     var outputImageSize: Int { filters * geometry.outputPlaneSize }
@@ -92,25 +65,19 @@ struct ConvolutionEngine {
                                 kernel: .forward(weight, inputChannels: g.channels))
             return
         }
-        forEachGroup { first, images in
-            let columnCount = images * g.outputPlaneSize
-            let columns = columnsOf(images: first..<(first + images), input: input, workspace: workspace)
-            // One image writes straight into the output; a group goes through staging, since
-            // NCHW keeps the images' rows of the same filter apart.
-            let destination = images == 1 ? output + first * outputImageSize : workspace! + imagesPerGroup * g.columnsPerImage
-            if let bias, images == 1 {
+        for image in 0..<g.batch {
+            let columns = columnsOf(input + image * g.imageSize, workspace: workspace)
+            let destination = output + image * outputImageSize
+            if let bias {
                 // Fused bias: start each output row at its bias and let GEMM accumulate onto it.
                 for filter in 0..<filters {
                     (destination + filter * g.outputPlaneSize).update(repeating: bias[filter], count: g.outputPlaneSize)
                 }
             }
             backend.multiply(transposeA: false, transposeB: false,
-                             m: filters, n: columnCount, k: g.columnRows,
-                             alpha: 1, a: weight, lda: g.columnRows, b: columns, ldb: columnCount,
-                             beta: bias != nil && images == 1 ? 1 : 0, c: destination, ldc: columnCount)
-            if images > 1 {
-                scatter(staging: destination, images: images, into: output + first * outputImageSize, bias: bias)
-            }
+                             m: filters, n: g.outputPlaneSize, k: g.columnRows,
+                             alpha: 1, a: weight, lda: g.columnRows, b: columns, ldb: g.outputPlaneSize,
+                             beta: bias == nil ? 0 : 1, c: destination, ldc: g.outputPlaneSize)
         }
     }
 
@@ -123,21 +90,18 @@ struct ConvolutionEngine {
                                      kernel: .backwardData(weight, inputChannels: g.channels))
             return
         }
-        forEachGroup { first, images in
-            let columnCount = images * g.outputPlaneSize
-            let gradient = filterSideMatrix(outputGradient, first: first, images: images, workspace: workspace)
-            let destination = inputGradient + first * g.imageSize
+        for image in 0..<g.batch {
+            let destination = inputGradient + image * g.imageSize
             // Pointwise: the column matrix is the image, so GEMM writes the gradient directly.
             let columns = isPointwise ? destination : workspace!
             backend.multiply(transposeA: true, transposeB: false,
-                             m: g.columnRows, n: columnCount, k: filters,
-                             alpha: 1, a: weight, lda: g.columnRows, b: gradient, ldb: columnCount,
-                             beta: 0, c: columns, ldc: columnCount)
-            guard !isPointwise else { return }
-            destination.update(repeating: 0, count: images * g.imageSize)
-            for image in 0..<images {
-                col2im(columns: columns + image * g.outputPlaneSize, geometry: g,
-                       image: destination + image * g.imageSize, rowStride: columnCount)
+                             m: g.columnRows, n: g.outputPlaneSize, k: filters,
+                             alpha: 1, a: weight, lda: g.columnRows,
+                             b: outputGradient + image * outputImageSize, ldb: g.outputPlaneSize,
+                             beta: 0, c: columns, ldc: g.outputPlaneSize)
+            if !isPointwise {
+                destination.update(repeating: 0, count: g.imageSize)
+                col2im(columns: columns, geometry: g, image: destination)
             }
         }
     }
@@ -156,14 +120,13 @@ struct ConvolutionEngine {
                                            weightGradient: weightGradient, workspace: workspace!)
             return
         }
-        forEachGroup { first, images in
-            let columnCount = images * g.outputPlaneSize
-            let columns = columnsOf(images: first..<(first + images), input: input, workspace: workspace)
-            let gradient = filterSideMatrix(outputGradient, first: first, images: images, workspace: workspace)
+        for image in 0..<g.batch {
+            let columns = columnsOf(input + image * g.imageSize, workspace: workspace)
             backend.multiply(transposeA: false, transposeB: true,
-                             m: filters, n: g.columnRows, k: columnCount,
-                             alpha: 1, a: gradient, lda: columnCount, b: columns, ldb: columnCount,
-                             beta: first == 0 ? 0 : 1, c: weightGradient, ldc: g.columnRows)
+                             m: filters, n: g.columnRows, k: g.outputPlaneSize,
+                             alpha: 1, a: outputGradient + image * outputImageSize, lda: g.outputPlaneSize,
+                             b: columns, ldb: g.outputPlaneSize,
+                             beta: image == 0 ? 0 : 1, c: weightGradient, ldc: g.columnRows)
         }
     }
 
@@ -179,61 +142,12 @@ struct ConvolutionEngine {
         }
     }
 
-    /// Calls `body(first, count)` for consecutive groups of at most ``imagesPerGroup`` images.
-    private func forEachGroup(_ body: (_ first: Int, _ images: Int) -> Void) {
-        var first = 0
-        while first < geometry.batch {
-            let images = min(imagesPerGroup, geometry.batch - first)
-            body(first, images)
-            first += images
-        }
-    }
-
-    /// The column matrix `[columnRows, images · outputPlaneSize]` of a group: the image itself
-    /// when pointwise (groups are single images then), else im2col into the workspace.
-    private func columnsOf(images: Range<Int>, input: UnsafePointer<Float>,
-                           workspace: UnsafeMutablePointer<Float>?) -> UnsafePointer<Float> {
-        let g = geometry
-        if isPointwise { return input + images.lowerBound * g.imageSize }
-        let columnCount = images.count * g.outputPlaneSize
-        for (slot, image) in images.enumerated() {
-            im2col(image: input + image * g.imageSize, geometry: g,
-                   columns: workspace! + slot * g.outputPlaneSize, rowStride: columnCount)
-        }
+    /// The column matrix of one image: the image itself when pointwise, else im2col into the
+    /// workspace.
+    private func columnsOf(_ image: UnsafePointer<Float>, workspace: UnsafeMutablePointer<Float>?) -> UnsafePointer<Float> {
+        if isPointwise { return image }
+        im2col(image: image, geometry: geometry, columns: workspace!)
         return UnsafePointer(workspace!)
-    }
-
-    /// The filter side of a group as one `[filters, images · outputPlaneSize]` matrix: the
-    /// tensor itself for one image, else gathered into staging.
-    private func filterSideMatrix(_ tensor: UnsafePointer<Float>, first: Int, images: Int,
-                                  workspace: UnsafeMutablePointer<Float>?) -> UnsafePointer<Float> {
-        let source = tensor + first * outputImageSize
-        guard images > 1 else { return source }
-        let g = geometry
-        let staging = workspace! + imagesPerGroup * g.columnsPerImage
-        let columnCount = images * g.outputPlaneSize
-        for image in 0..<images {
-            for filter in 0..<filters {
-                (staging + filter * columnCount + image * g.outputPlaneSize)
-                    .update(from: source + image * outputImageSize + filter * g.outputPlaneSize, count: g.outputPlaneSize)
-            }
-        }
-        return UnsafePointer(staging)
-    }
-
-    /// Copies a group's `[filters, images · outputPlaneSize]` product into NCHW order, adding
-    /// the bias on the way.
-    private func scatter(staging: UnsafePointer<Float>, images: Int, into output: UnsafeMutablePointer<Float>,
-                         bias: UnsafePointer<Float>?) {
-        let g = geometry
-        let columnCount = images * g.outputPlaneSize
-        for image in 0..<images {
-            for filter in 0..<filters {
-                let destination = output + image * outputImageSize + filter * g.outputPlaneSize
-                destination.update(from: staging + filter * columnCount + image * g.outputPlaneSize, count: g.outputPlaneSize)
-                if let bias { VectorOperations.add(bias[filter], into: destination, count: g.outputPlaneSize) }
-            }
-        }
     }
 }
 

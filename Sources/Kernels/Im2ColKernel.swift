@@ -2,8 +2,7 @@
 ///
 /// Row `(c·KH + kh)·KW + kw` of `columns` holds, for every output position, the input pixel
 /// that kernel tap `(kh, kw)` of channel `c` sees (zero where it falls in the padding). This is
-/// the layout of PyTorch's `F.unfold`. Rows are `rowStride` floats apart (at least
-/// `geometry.outputPlaneSize`), so several images can sit side by side in one GEMM operand.
+/// the layout of PyTorch's `F.unfold`.
 ///
 /// For each kernel tap the valid output rows and columns are computed once
 /// (``validOutputRange(outputLength:stride:offset:inputLength:)``); the padding is then filled
@@ -12,10 +11,9 @@
 /// uses every core.
 ///
 /// - Complexity: O(columnRows · outputPlaneSize) reads and writes.
-func im2col(image: UnsafePointer<Float>, geometry: ConvGeometry, columns: UnsafeMutablePointer<Float>, rowStride: Int? = nil) {
+func im2col(image: UnsafePointer<Float>, geometry: ConvGeometry, columns: UnsafeMutablePointer<Float>) {
     let g = geometry
     let outputPlane = g.outputPlaneSize
-    let rowStride = rowStride ?? outputPlane
     let tapsPerChannel = g.kernel.height * g.kernel.width
     Parallel.forEach(g.columnRows, workPerItem: outputPlane) { columnRows in
         for columnRow in columnRows {
@@ -29,7 +27,7 @@ func im2col(image: UnsafePointer<Float>, geometry: ConvGeometry, columns: Unsafe
             let columnOffset = kw * g.dilation.width - g.padding.width
             let cols = validOutputRange(outputLength: g.outputWidth, stride: g.stride.width,
                                         offset: columnOffset, inputLength: g.width)
-            let row = columns + columnRow * rowStride
+            let row = columns + columnRow * outputPlane
             // Output rows whose input row lies in the padding are all zero.
             row.update(repeating: 0, count: rows.lowerBound * g.outputWidth)
             let afterRows = rows.upperBound * g.outputWidth
