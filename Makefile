@@ -59,17 +59,11 @@ bench-peers: deps
 # rejects -sanitize=undefined on Linux, and Swift code already traps on overflow and bounds.
 # --disable-xctest: the suite is Swift Testing only, and XCTest's empty run leaks its own
 # suite objects at exit, which LeakSanitizer would report.
-# TSan cannot see Synchronization.Mutex on Linux (its futex is not intercepted: even a correct
-# two-thread withLock program is reported), so the locked bodies of WorkspacePool's take/give
-# are suppressed, and nothing else: withWorkspace, where the kernels run, stays checked.
 SANITIZE_FUZZ_ITERATIONS ?= 100
-TSAN_SUPPRESSIONS        := .build-tsan/kernels-tsan.supp
 .PHONY: test-sanitize
 test-sanitize: deps
 	KERNELS_FUZZ_ITERATIONS=$(SANITIZE_FUZZ_ITERATIONS) $(SWIFT) test --disable-xctest --sanitize=address --scratch-path .build-asan
-	mkdir -p .build-tsan && printf 'race:7Kernels13WorkspacePoolC4take\nrace:7Kernels13WorkspacePoolC4give\n' > $(TSAN_SUPPRESSIONS)
-	TSAN_OPTIONS=suppressions=$(CURDIR)/$(TSAN_SUPPRESSIONS) KERNELS_FUZZ_ITERATIONS=$(SANITIZE_FUZZ_ITERATIONS) \
-	  $(SWIFT) test --disable-xctest --sanitize=thread --scratch-path .build-tsan
+	KERNELS_FUZZ_ITERATIONS=$(SANITIZE_FUZZ_ITERATIONS) $(SWIFT) test --disable-xctest --sanitize=thread --scratch-path .build-tsan
 
 clean:
 	rm -rf .build Benchmarks/.build

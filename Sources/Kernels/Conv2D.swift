@@ -70,7 +70,9 @@ public struct Conv2D: Sendable, Hashable {
     /// Only the gradient with respect to the input (`[N, C, H, W]`), for layers whose weight
     /// is frozen or timed separately.
     public func inputGradient(_ outputGradient: Tensor, inputShape: [Int], weight: Tensor) throws -> Tensor {
-        let engine = try makeEngine(input: inputShape, weight: weight.shape, outputGradient: outputGradient.shape)
+        let engine = try KernelError.renaming("input", to: "inputShape") {
+            try makeEngine(input: inputShape, weight: weight.shape, outputGradient: outputGradient.shape)
+        }
         return Buffers.withWorkspace(count: engine.workspaceCount) { workspace in
             engine.imageSide(outputGradient, weight: weight, workspace: workspace)
         }
@@ -79,7 +81,9 @@ public struct Conv2D: Sendable, Hashable {
     /// Only the gradient with respect to the weight (`[F, C, KH, KW]`), for the first layer of
     /// a network, which needs no input gradient.
     public func weightGradient(_ outputGradient: Tensor, input: Tensor, weightShape: [Int]) throws -> Tensor {
-        let engine = try makeEngine(input: input.shape, weight: weightShape, outputGradient: outputGradient.shape)
+        let engine = try KernelError.renaming("weight", to: "weightShape") {
+            try makeEngine(input: input.shape, weight: weightShape, outputGradient: outputGradient.shape)
+        }
         return Buffers.withWorkspace(count: engine.workspaceCount) { workspace in
             engine.weightGradient(filterSide: outputGradient, imageSide: input, workspace: workspace)
         }

@@ -157,7 +157,8 @@ extension ConvolutionEngine {
         try CheckedArithmetic.requireBLASIndex(filters, argument: "weight", describing: "the filter count")
         _ = try CheckedArithmetic.product(filters, g.columnRows, argument: "weight", describing: "the weight's element count")
         let outputImage = try CheckedArithmetic.product(filters, g.outputPlaneSize, argument: "input", describing: "one output image")
-        _ = try CheckedArithmetic.product(g.batch, outputImage, argument: "input", describing: "the output's element count")
+        _ = try CheckedArithmetic.product(g.batch, outputImage, MemoryLayout<Float>.stride,
+                                          argument: "input", describing: "the output's byte size")
     }
 }
 

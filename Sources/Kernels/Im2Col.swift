@@ -31,11 +31,9 @@ public struct Im2Col: Sendable, Hashable {
     /// as its own parameter is spelled (`input` for ``columns(_:)``, `shape` for ``image(_:shape:)``).
     func geometry(inputShape: [Int], argument: String) throws -> ConvGeometry {
         let x = try ShapeValidation.nchw(inputShape, argument: argument)
-        do {
-            return try ConvGeometry(batch: x.n, channels: x.c, height: x.h, width: x.w,
-                                    kernel: kernel, stride: stride, padding: padding, dilation: dilation)
-        } catch let error as KernelError where error.argument == "input" {
-            throw KernelError(argument: argument, reason: error.reason)
+        return try KernelError.renaming("input", to: argument) {
+            try ConvGeometry(batch: x.n, channels: x.c, height: x.h, width: x.w,
+                             kernel: kernel, stride: stride, padding: padding, dilation: dilation)
         }
     }
 

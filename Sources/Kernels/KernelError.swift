@@ -22,3 +22,16 @@ public struct KernelError: Error, Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { "invalid argument '\(argument)': \(reason)" }
 }
+
+extension KernelError {
+    /// Runs `body`, re-throwing a ``KernelError`` about argument `internalName` as one about
+    /// `publicName`: shared validation says "input", while an entry point whose parameter is
+    /// spelled `inputShape` must name that.
+    static func renaming<Result>(_ internalName: String, to publicName: String, _ body: () throws -> Result) throws -> Result {
+        do {
+            return try body()
+        } catch let error as KernelError where error.argument == internalName {
+            throw KernelError(argument: publicName, reason: error.reason)
+        }
+    }
+}

@@ -10,6 +10,7 @@ func validOutputRange(outputLength: Int, stride: Int, offset: Int, inputLength: 
     let lastInput = inputLength - 1 - offset
     guard lastInput >= 0 else { return 0..<0 }
     let upper = min(outputLength, lastInput / stride + 1)
-    let lower = offset >= 0 ? 0 : (-offset + stride - 1) / stride
+    // ceil(−offset / stride) without forming −offset + stride, which overflows for huge strides.
+    let lower = offset >= 0 ? 0 : (-offset - 1) / stride + 1
     return min(lower, upper)..<upper
 }
