@@ -125,31 +125,50 @@ struct WinogradF2x3 {
 
     /// Runs the convolution: `output[n] = conv(input[n], g) (+ bias)`.
     ///
-    /// `workspace` holds ``workspaceCount`` floats.
-    func run(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
-             workspace: UnsafeMutablePointer<Float>, kernel: KernelView) {
-        let transformedWeights = workspace
-        let groupTiles = imagesPerGroup * tilesPerImage
-        let transformedInput = workspace + 16 * weightPlaneStride
-        let products = transformedInput + 16 * planeStride(inputChannels, tiles: groupTiles)
-        transformWeights(into: transformedWeights, kernel: kernel)
+    /// The workspace carved into its three parts for one group of `tiles` tiles: the weight
+    /// side (`U` or `dU`, `[16][O][I]`), the transformed input `V` (`[16][I][tiles]`) and the
+    /// products `M` (`[16][O][tiles]`), with the plane strides of each.
+    private struct GroupBuffers {
+        let weights: UnsafeMutablePointer<Float>
+        let input: UnsafeMutablePointer<Float>
+        let products: UnsafeMutablePointer<Float>
+        let tiles: Int
+        let inputPlane: Int
+        let productPlane: Int
+    }
+
+    /// Calls `body(firstImage, images, buffers)` for consecutive groups of at most
+    /// ``imagesPerGroup`` images, all through the same workspace.
+    private func forEachGroup(workspace: UnsafeMutablePointer<Float>, _ body: (_ firstImage: Int, _ images: Int, GroupBuffers) -> Void) {
+        let input = workspace + 16 * weightPlaneStride
+        let products = input + 16 * planeStride(inputChannels, tiles: imagesPerGroup * tilesPerImage)
         var firstImage = 0
         while firstImage < batch {
             let images = min(imagesPerGroup, batch - firstImage)
             let tiles = images * tilesPerImage
+            body(firstImage, images, GroupBuffers(weights: workspace, input: input, products: products, tiles: tiles,
+                                                  inputPlane: planeStride(inputChannels, tiles: tiles),
+                                                  productPlane: planeStride(outputChannels, tiles: tiles)))
+            firstImage += images
+        }
+    }
+
+    /// `workspace` holds ``workspaceCount`` floats.
+    func run(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
+             workspace: UnsafeMutablePointer<Float>, kernel: KernelView) {
+        transformWeights(into: workspace, kernel: kernel)
+        forEachGroup(workspace: workspace) { firstImage, images, buffers in
             transformInput(input + firstImage * inputChannels * height * width, images: images,
-                           into: transformedInput, groupTiles: tiles)
-            let (inputPlane, outputPlane) = (planeStride(inputChannels, tiles: tiles), planeStride(outputChannels, tiles: tiles))
+                           into: buffers.input, groupTiles: buffers.tiles)
             for position in 0..<16 {
                 backend.multiply(transposeA: false, transposeB: false,
-                                 m: outputChannels, n: tiles, k: inputChannels,
-                                 alpha: 1, a: transformedWeights + position * weightPlaneStride, lda: inputChannels,
-                                 b: transformedInput + position * inputPlane, ldb: tiles,
-                                 beta: 0, c: products + position * outputPlane, ldc: tiles)
+                                 m: outputChannels, n: buffers.tiles, k: inputChannels,
+                                 alpha: 1, a: buffers.weights + position * weightPlaneStride, lda: inputChannels,
+                                 b: buffers.input + position * buffers.inputPlane, ldb: buffers.tiles,
+                                 beta: 0, c: buffers.products + position * buffers.productPlane, ldc: buffers.tiles)
             }
-            transformOutput(products, images: images, groupTiles: tiles,
+            transformOutput(buffers.products, images: images, groupTiles: buffers.tiles,
                             into: output + firstImage * outputChannels * outputHeight * outputWidth, bias: bias)
-            firstImage += images
         }
     }
 
@@ -165,30 +184,22 @@ struct WinogradF2x3 {
     /// - Parameter weightGradient: `[outputChannels, inputChannels, 3, 3]`, overwritten.
     func weightGradient(input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
                         weightGradient: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>) {
-        let transformedGradient = workspace  // dU: [16][O][I], in U's place
-        let groupTiles = imagesPerGroup * tilesPerImage
-        let transformedInput = workspace + 16 * weightPlaneStride
-        let products = transformedInput + 16 * planeStride(inputChannels, tiles: groupTiles)
-        var firstImage = 0
-        while firstImage < batch {
-            let images = min(imagesPerGroup, batch - firstImage)
-            let tiles = images * tilesPerImage
+        // dU accumulates in U's place.
+        forEachGroup(workspace: workspace) { firstImage, images, buffers in
             transformInput(input + firstImage * inputChannels * height * width, images: images,
-                           into: transformedInput, groupTiles: tiles)
+                           into: buffers.input, groupTiles: buffers.tiles)
             transformOutputGradient(outputGradient + firstImage * outputChannels * outputHeight * outputWidth,
-                                    images: images, into: products, groupTiles: tiles)
-            let (inputPlane, outputPlane) = (planeStride(inputChannels, tiles: tiles), planeStride(outputChannels, tiles: tiles))
+                                    images: images, into: buffers.products, groupTiles: buffers.tiles)
             for position in 0..<16 {
                 backend.multiply(transposeA: false, transposeB: true,
-                                 m: outputChannels, n: inputChannels, k: tiles,
-                                 alpha: 1, a: products + position * outputPlane, lda: tiles,
-                                 b: transformedInput + position * inputPlane, ldb: tiles,
+                                 m: outputChannels, n: inputChannels, k: buffers.tiles,
+                                 alpha: 1, a: buffers.products + position * buffers.productPlane, lda: buffers.tiles,
+                                 b: buffers.input + position * buffers.inputPlane, ldb: buffers.tiles,
                                  beta: firstImage == 0 ? 0 : 1,
-                                 c: transformedGradient + position * weightPlaneStride, ldc: inputChannels)
+                                 c: buffers.weights + position * weightPlaneStride, ldc: inputChannels)
             }
-            firstImage += images
         }
-        untransformWeightGradient(transformedGradient, into: weightGradient)
+        untransformWeightGradient(workspace, into: weightGradient)
     }
 
     /// `dM_ξ[o, t] = (A dY Aᵀ)_ξ` with A = [[1,0],[1,1],[1,−1],[0,−1]]: each 2×2 output-gradient
@@ -198,48 +209,40 @@ struct WinogradF2x3 {
         let planeStride = planeStride(outputChannels, tiles: groupTiles)
         let tilesWide = tilesWide
         let rowLength = 2 * tilesWide
-        Parallel.forEach(outputChannels, workPerItem: imageCount * tilesPerImage * 16) { channels in
-            // Two zero-padded gradient rows, so odd output sizes need no branches.
-            let rows = UnsafeMutablePointer<Float>.allocate(capacity: 2 * rowLength)
-            defer { rows.deallocate() }
-            for channel in channels {
-                for image in 0..<imageCount {
-                    let plane = gradient + (image * outputChannels + channel) * outputHeight * outputWidth
-                    for tileRow in 0..<tilesHigh {
-                        for k in 0..<2 {
-                            let row = rows + k * rowLength
-                            let outputRow = 2 * tileRow + k
-                            if outputRow < outputHeight {
-                                row.update(from: plane + outputRow * outputWidth, count: outputWidth)
-                                (row + outputWidth).update(repeating: 0, count: rowLength - outputWidth)
-                            } else {
-                                row.update(repeating: 0, count: rowLength)
-                            }
-                        }
-                        let destination = transformed + channel * groupTiles + image * tilesPerImage + tileRow * tilesWide
-                        let (top, bottom) = (rows, rows + rowLength)
-                        for tx in stride(from: 0, to: tilesWide, by: 4) {
-                            // Four tiles: even and odd columns of each gradient row.
-                            let (upper, lower) = (load8(top + 2 * tx), load8(bottom + 2 * tx))
-                            // A·dY (4×2), then (A·dY)·Aᵀ (4×4).
-                            let (t00, t01) = (upper.evenHalf, upper.oddHalf)
-                            let (t10, t11) = (t00 + lower.evenHalf, t01 + lower.oddHalf)
-                            let (t20, t21) = (t00 - lower.evenHalf, t01 - lower.oddHalf)
-                            let (t30, t31) = (-lower.evenHalf, -lower.oddHalf)
-                            func emit(row: Int, _ a: SIMD4<Float>, _ b: SIMD4<Float>) {
-                                let base = destination + 4 * row * planeStride + tx
-                                store4(a, base)
-                                store4(a + b, base + planeStride)
-                                store4(a - b, base + 2 * planeStride)
-                                store4(-b, base + 3 * planeStride)
-                            }
-                            emit(row: 0, t00, t01)
-                            emit(row: 1, t10, t11)
-                            emit(row: 2, t20, t21)
-                            emit(row: 3, t30, t31)
-                        }
-                    }
+        // Two zero-padded gradient rows, so odd output sizes need no branches.
+        forEachTileRow(channels: outputChannels, images: imageCount, scratchCount: 2 * rowLength) { channel, image, tileRow, rows in
+            let plane = gradient + (image * outputChannels + channel) * outputHeight * outputWidth
+            for k in 0..<2 {
+                let row = rows + k * rowLength
+                let outputRow = 2 * tileRow + k
+                if outputRow < outputHeight {
+                    row.update(from: plane + outputRow * outputWidth, count: outputWidth)
+                    (row + outputWidth).update(repeating: 0, count: rowLength - outputWidth)
+                } else {
+                    row.update(repeating: 0, count: rowLength)
                 }
+            }
+            let destination = transformed + channel * groupTiles + image * tilesPerImage + tileRow * tilesWide
+            let (top, bottom) = (rows, rows + rowLength)
+            for tx in stride(from: 0, to: tilesWide, by: 4) {
+                // Four tiles: even and odd columns of each gradient row.
+                let (upper, lower) = (load8(top + 2 * tx), load8(bottom + 2 * tx))
+                // A·dY (4×2), then (A·dY)·Aᵀ (4×4).
+                let (t00, t01) = (upper.evenHalf, upper.oddHalf)
+                let (t10, t11) = (t00 + lower.evenHalf, t01 + lower.oddHalf)
+                let (t20, t21) = (t00 - lower.evenHalf, t01 - lower.oddHalf)
+                let (t30, t31) = (-lower.evenHalf, -lower.oddHalf)
+                func emit(row: Int, _ a: SIMD4<Float>, _ b: SIMD4<Float>) {
+                    let base = destination + 4 * row * planeStride + tx
+                    store4(a, base)
+                    store4(a + b, base + planeStride)
+                    store4(a - b, base + 2 * planeStride)
+                    store4(-b, base + 3 * planeStride)
+                }
+                emit(row: 0, t00, t01)
+                emit(row: 1, t10, t11)
+                emit(row: 2, t20, t21)
+                emit(row: 3, t30, t31)
             }
         }
     }
@@ -266,6 +269,23 @@ struct WinogradF2x3 {
                 emit(row: 0, c0.0, c1.0, c2.0, c3.0)
                 emit(row: 1, c0.1, c1.1, c2.1, c3.1)
                 emit(row: 2, c0.2, c1.2, c2.2, c3.2)
+            }
+        }
+    }
+
+    /// Runs `body(channel, image, tileRow, scratch)` for every tile-row of every image and
+    /// channel: the loop nest of all three tile transforms. Channels are split across cores
+    /// (each writes only its own channel's plane), each core with `scratchCount` floats of
+    /// zero-padded row copies.
+    private func forEachTileRow(channels: Int, images: Int, scratchCount: Int,
+                                _ body: (_ channel: Int, _ image: Int, _ tileRow: Int, _ scratch: UnsafeMutablePointer<Float>) -> Void) {
+        Parallel.forEach(channels, workPerItem: images * tilesPerImage * 16) { channelRange in
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
+            defer { scratch.deallocate() }
+            for channel in channelRange {
+                for image in 0..<images {
+                    for tileRow in 0..<tilesHigh { body(channel, image, tileRow, scratch) }
+                }
             }
         }
     }
@@ -304,51 +324,43 @@ struct WinogradF2x3 {
         let planeStride = planeStride(inputChannels, tiles: groupTiles)
         let rowLength = paddedRowLength
         let tilesWide = tilesWide
-        Parallel.forEach(inputChannels, workPerItem: imageCount * tilesPerImage * 16) { channels in
-            // Four zero-padded input rows: the 4×4 tiles of one tile-row read exactly these.
-            let rows = UnsafeMutablePointer<Float>.allocate(capacity: 4 * rowLength)
-            defer { rows.deallocate() }
-            for channel in channels {
-                for image in 0..<imageCount {
-                    let plane = images + (image * inputChannels + channel) * height * width
-                    for tileRow in 0..<tilesHigh {
-                        for k in 0..<4 {
-                            let row = rows + k * rowLength
-                            row.update(repeating: 0, count: rowLength)
-                            let inputRow = 2 * tileRow - padding.height + k
-                            guard inputRow >= 0, inputRow < height else { continue }
-                            let count = min(width, rowLength - padding.width)
-                            (row + padding.width).update(from: plane + inputRow * width, count: count)
-                        }
-                        let destination = transformed + channel * groupTiles + image * tilesPerImage + tileRow * tilesWide
-                        let (r0, r1, r2, r3) = (rows, rows + rowLength, rows + 2 * rowLength, rows + 3 * rowLength)
-                        for tx in stride(from: 0, to: tilesWide, by: 4) {
-                            // Column transform of each row (d·B) for four tiles at once, then the
-                            // row transform (Bᵀ·).
-                            let (a0, a1, a2, a3) = rowTransform(r0 + 2 * tx)
-                            let (b0, b1, b2, b3) = rowTransform(r1 + 2 * tx)
-                            let (c0, c1, c2, c3) = rowTransform(r2 + 2 * tx)
-                            let (d0, d1, d2, d3) = rowTransform(r3 + 2 * tx)
-                            let base = destination + tx
-                            store4(a0 - c0, base)
-                            store4(a1 - c1, base + planeStride)
-                            store4(a2 - c2, base + 2 * planeStride)
-                            store4(a3 - c3, base + 3 * planeStride)
-                            store4(b0 + c0, base + 4 * planeStride)
-                            store4(b1 + c1, base + 5 * planeStride)
-                            store4(b2 + c2, base + 6 * planeStride)
-                            store4(b3 + c3, base + 7 * planeStride)
-                            store4(c0 - b0, base + 8 * planeStride)
-                            store4(c1 - b1, base + 9 * planeStride)
-                            store4(c2 - b2, base + 10 * planeStride)
-                            store4(c3 - b3, base + 11 * planeStride)
-                            store4(b0 - d0, base + 12 * planeStride)
-                            store4(b1 - d1, base + 13 * planeStride)
-                            store4(b2 - d2, base + 14 * planeStride)
-                            store4(b3 - d3, base + 15 * planeStride)
-                        }
-                    }
-                }
+        // Four zero-padded input rows: the 4×4 tiles of one tile-row read exactly these.
+        forEachTileRow(channels: inputChannels, images: imageCount, scratchCount: 4 * rowLength) { channel, image, tileRow, rows in
+            let plane = images + (image * inputChannels + channel) * height * width
+            for k in 0..<4 {
+                let row = rows + k * rowLength
+                row.update(repeating: 0, count: rowLength)
+                let inputRow = 2 * tileRow - padding.height + k
+                guard inputRow >= 0, inputRow < height else { continue }
+                let count = min(width, rowLength - padding.width)
+                (row + padding.width).update(from: plane + inputRow * width, count: count)
+            }
+            let destination = transformed + channel * groupTiles + image * tilesPerImage + tileRow * tilesWide
+            let (r0, r1, r2, r3) = (rows, rows + rowLength, rows + 2 * rowLength, rows + 3 * rowLength)
+            for tx in stride(from: 0, to: tilesWide, by: 4) {
+                // Column transform of each row (d·B) for four tiles at once, then the
+                // row transform (Bᵀ·).
+                let (a0, a1, a2, a3) = rowTransform(r0 + 2 * tx)
+                let (b0, b1, b2, b3) = rowTransform(r1 + 2 * tx)
+                let (c0, c1, c2, c3) = rowTransform(r2 + 2 * tx)
+                let (d0, d1, d2, d3) = rowTransform(r3 + 2 * tx)
+                let base = destination + tx
+                store4(a0 - c0, base)
+                store4(a1 - c1, base + planeStride)
+                store4(a2 - c2, base + 2 * planeStride)
+                store4(a3 - c3, base + 3 * planeStride)
+                store4(b0 + c0, base + 4 * planeStride)
+                store4(b1 + c1, base + 5 * planeStride)
+                store4(b2 + c2, base + 6 * planeStride)
+                store4(b3 + c3, base + 7 * planeStride)
+                store4(c0 - b0, base + 8 * planeStride)
+                store4(c1 - b1, base + 9 * planeStride)
+                store4(c2 - b2, base + 10 * planeStride)
+                store4(c3 - b3, base + 11 * planeStride)
+                store4(b0 - d0, base + 12 * planeStride)
+                store4(b1 - d1, base + 13 * planeStride)
+                store4(b2 - d2, base + 14 * planeStride)
+                store4(b3 - d3, base + 15 * planeStride)
             }
         }
     }
@@ -360,40 +372,32 @@ struct WinogradF2x3 {
         let planeStride = planeStride(outputChannels, tiles: groupTiles)
         let tilesWide = tilesWide
         let rowLength = 2 * tilesWide
-        Parallel.forEach(outputChannels, workPerItem: imageCount * tilesPerImage * 16) { channels in
-            // Two full-width output rows, written then copied in, so odd sizes need no branches.
-            let rows = UnsafeMutablePointer<Float>.allocate(capacity: 2 * rowLength)
-            defer { rows.deallocate() }
-            for channel in channels {
-                let offset = bias?[channel] ?? 0
-                for image in 0..<imageCount {
-                    let plane = output + (image * outputChannels + channel) * outputHeight * outputWidth
-                    for tileRow in 0..<tilesHigh {
-                        let products = products + channel * groupTiles + image * tilesPerImage + tileRow * tilesWide
-                        let (top, bottom) = (rows, rows + rowLength)
-                        for tx in stride(from: 0, to: tilesWide, by: 4) {
-                            func m(_ position: Int) -> SIMD4<Float> { load4(products + position * planeStride + tx) }
-                            // Row transform (Aᵀ·) of each column, then column transform (·A).
-                            let s00 = m(0) + m(4) + m(8), s01 = m(1) + m(5) + m(9)
-                            let s02 = m(2) + m(6) + m(10), s03 = m(3) + m(7) + m(11)
-                            let s10 = m(4) - m(8) - m(12), s11 = m(5) - m(9) - m(13)
-                            let s12 = m(6) - m(10) - m(14), s13 = m(7) - m(11) - m(15)
-                            // Interleave each tile's two columns back into pixel order.
-                            var upper = SIMD8<Float>(), lower = SIMD8<Float>()
-                            upper.evenHalf = s00 + s01 + s02 + offset
-                            upper.oddHalf = s01 - s02 - s03 + offset
-                            lower.evenHalf = s10 + s11 + s12 + offset
-                            lower.oddHalf = s11 - s12 - s13 + offset
-                            store8(upper, top + 2 * tx)
-                            store8(lower, bottom + 2 * tx)
-                        }
-                        let outputRow = 2 * tileRow
-                        (plane + outputRow * outputWidth).update(from: top, count: outputWidth)
-                        if outputRow + 1 < outputHeight {
-                            (plane + (outputRow + 1) * outputWidth).update(from: bottom, count: outputWidth)
-                        }
-                    }
-                }
+        // Two full-width output rows, written then copied in, so odd sizes need no branches.
+        forEachTileRow(channels: outputChannels, images: imageCount, scratchCount: 2 * rowLength) { channel, image, tileRow, rows in
+            let offset = bias?[channel] ?? 0
+            let plane = output + (image * outputChannels + channel) * outputHeight * outputWidth
+            let products = products + channel * groupTiles + image * tilesPerImage + tileRow * tilesWide
+            let (top, bottom) = (rows, rows + rowLength)
+            for tx in stride(from: 0, to: tilesWide, by: 4) {
+                func m(_ position: Int) -> SIMD4<Float> { load4(products + position * planeStride + tx) }
+                // Row transform (Aᵀ·) of each column, then column transform (·A).
+                let s00 = m(0) + m(4) + m(8), s01 = m(1) + m(5) + m(9)
+                let s02 = m(2) + m(6) + m(10), s03 = m(3) + m(7) + m(11)
+                let s10 = m(4) - m(8) - m(12), s11 = m(5) - m(9) - m(13)
+                let s12 = m(6) - m(10) - m(14), s13 = m(7) - m(11) - m(15)
+                // Interleave each tile's two columns back into pixel order.
+                var upper = SIMD8<Float>(), lower = SIMD8<Float>()
+                upper.evenHalf = s00 + s01 + s02 + offset
+                upper.oddHalf = s01 - s02 - s03 + offset
+                lower.evenHalf = s10 + s11 + s12 + offset
+                lower.oddHalf = s11 - s12 - s13 + offset
+                store8(upper, top + 2 * tx)
+                store8(lower, bottom + 2 * tx)
+            }
+            let outputRow = 2 * tileRow
+            (plane + outputRow * outputWidth).update(from: top, count: outputWidth)
+            if outputRow + 1 < outputHeight {
+                (plane + (outputRow + 1) * outputWidth).update(from: bottom, count: outputWidth)
             }
         }
     }

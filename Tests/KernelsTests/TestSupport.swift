@@ -57,38 +57,10 @@ func expectKernelError(_ argument: String, sourceLocation: SourceLocation = #_so
     }
 }
 
-/// The textbook convolution in float64, sharing nothing with the code under test: one loop per
-/// index of `y[n,f,oh,ow] = bias[f] + Σ_{c,kh,kw} x[n,c,oh·s−p+kh·d, ow·s−p+kw·d] · w[f,c,kh,kw]`,
-/// skipping taps that fall in the padding. Inputs must already be valid.
+/// The textbook float64 convolution (``Reference/conv2d(_:_:_:_:)``) with PyTorch-style labels.
 func directConvolution(_ input: Tensor, weight: Tensor, bias: Tensor? = nil,
                        stride: Size2D = 1, padding: Size2D = 0, dilation: Size2D = 1) -> (shape: [Int], values: [Double]) {
-    let (n, c, h, w) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
-    let (f, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
-    let oh = (h + 2 * padding.height - dilation.height * (kh - 1) - 1) / stride.height + 1
-    let ow = (w + 2 * padding.width - dilation.width * (kw - 1) - 1) / stride.width + 1
-    var output = [Double](repeating: 0, count: n * f * oh * ow)
-    for ni in 0..<n {
-        for fi in 0..<f {
-            for oy in 0..<oh {
-                for ox in 0..<ow {
-                    var sum = bias.map { Double($0.scalars[fi]) } ?? 0
-                    for ci in 0..<c {
-                        for ky in 0..<kh {
-                            for kx in 0..<kw {
-                                let iy = oy * stride.height - padding.height + ky * dilation.height
-                                let ix = ox * stride.width - padding.width + kx * dilation.width
-                                guard iy >= 0, iy < h, ix >= 0, ix < w else { continue }
-                                sum += Double(input.scalars[((ni * c + ci) * h + iy) * w + ix])
-                                    * Double(weight.scalars[((fi * c + ci) * kh + ky) * kw + kx])
-                            }
-                        }
-                    }
-                    output[((ni * f + fi) * oh + oy) * ow + ox] = sum
-                }
-            }
-        }
-    }
-    return ([n, f, oh, ow], output)
+    Reference.conv2d(input, weight, bias, .init(stride: stride, padding: padding, dilation: dilation))
 }
 
 /// The raw bits of each scalar, so results compare bit for bit (NaN payloads and −0 included).
