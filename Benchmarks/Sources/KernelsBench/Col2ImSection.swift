@@ -56,7 +56,7 @@ struct Col2ImSection {
         }
         table.notes = [
             "Bytes counted = the column matrix (4·C·KH·KW·OH·OW per image), read by col2im / written by im2col and copied once by memcpy.",
-            "im2col and col2im are the library's (split over channels on \(cores) cores);",
+            "im2col and col2im are the library's (im2col split over column rows, col2im over channels, on \(cores) cores);",
             "  the scatter col2im (bounds check and += per entry) and memcpy run on one thread.",
         ]
         report.table(table)

@@ -31,7 +31,9 @@ struct ConvSection {
             "FLOPs per pass = 2·N·F·C·KH·KW·OH·OW; forward+backward (forward, then Conv2D.backward) counts three passes.",
             "% of sgemm = the pass's GFLOP/s ÷ cblas_sgemm's on that pass's per-image GEMM shape(s) run N times, timed in",
             "  alternation with the pass on \(threads) threads (forward: F×OH·OW×C·KH·KW; backward-input: Wᵀ·dY; backward-weight: dY·colsᵀ).",
-            "workspace = Conv2D.workspaceByteCount: scratch per call, one image's column matrix whatever N; output tensors not counted.",
+            "  Above 100%: 3×3 stride-1 layers with ≥ 16 channels run Winograd F(2×2, 3×3), 2.25× fewer multiplies than that GEMM.",
+            "workspace = Conv2D.workspaceByteCount: scratch per call (one image's column matrix, or one group of Winograd tiles),",
+            "  bounded whatever N; output tensors not counted.",
         ]
         report.table(table)
     }
