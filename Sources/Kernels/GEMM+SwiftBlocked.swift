@@ -144,70 +144,22 @@ enum SwiftBlockedGEMM {
             }
         }
 
-        /// Copies `op(B)[depth, columns]` as consecutive `depth × tileColumns` slivers, each
-        /// row of a sliver contiguous, zero-padding the last sliver so the kernel never branches.
+        /// Copies `op(B)[depth, columns]` as consecutive `depth × tileColumns` slivers.
         func packB(into packed: UnsafeMutablePointer<Float>, depth: Range<Int>, columns: Range<Int>) {
-            let width = tileColumns
-            let sliverCount = (columns.count + width - 1) / width
-            let lastWidth = columns.count - (sliverCount - 1) * width
-            let sliverSize = depth.count * width
-            if transposeB {
-                // op(B)[p, j] = b[j · ldb + p]: each column j of op(B) is a contiguous source row.
-                for column in 0..<columns.count {
-                    let source = b + (columns.lowerBound + column) * ldb + depth.lowerBound
-                    let destination = packed + (column / width) * sliverSize + column % width
-                    for p in 0..<depth.count { destination[p * width] = source[p] }
-                }
-            } else {
-                // Row p of op(B) is contiguous in memory: walk it across all slivers, so the
-                // source streams row by row instead of striding ldb for every 16 values.
-                var source = b + depth.lowerBound * ldb + columns.lowerBound
-                for p in 0..<depth.count {
-                    var destination = packed + p * width
-                    for sliver in 0..<sliverCount {
-                        destination.update(from: source + sliver * width, count: sliver == sliverCount - 1 ? lastWidth : width)
-                        destination += sliverSize
-                    }
-                    source += ldb
-                }
-            }
-            if lastWidth < width {
-                let lastSliver = packed + (sliverCount - 1) * sliverSize
-                for p in 0..<depth.count { (lastSliver + p * width + lastWidth).update(repeating: 0, count: width - lastWidth) }
-            }
+            // op(B)[p, j] is b[j · ldb + p] when transposed, else b[p · ldb + j].
+            packSlivers(into: packed,
+                        source: transposeB ? b + columns.lowerBound * ldb + depth.lowerBound : b + depth.lowerBound * ldb + columns.lowerBound,
+                        outerCount: columns.count, depthCount: depth.count,
+                        outerStride: transposeB ? ldb : 1, depthStride: transposeB ? 1 : ldb, sliverWidth: tileColumns)
         }
 
-        /// Copies `op(A)[rows, depth]` as consecutive `depth × tileRows` slivers (column p of
-        /// the sliver contiguous), zero-padding the last one.
+        /// Copies `op(A)[rows, depth]` as consecutive `depth × tileRows` slivers.
         func packA(into packed: UnsafeMutablePointer<Float>, rows: Range<Int>, depth: Range<Int>) {
-            let height = tileRows
-            let sliverCount = (rows.count + height - 1) / height
-            let lastHeight = rows.count - (sliverCount - 1) * height
-            let sliverSize = depth.count * height
-            if transposeA {
-                // op(A)[i, p] = a[p · lda + i]: column p of op(A) is contiguous; walk it across
-                // all slivers so the source streams.
-                var source = a + depth.lowerBound * lda + rows.lowerBound
-                for p in 0..<depth.count {
-                    var destination = packed + p * height
-                    for sliver in 0..<sliverCount {
-                        destination.update(from: source + sliver * height, count: sliver == sliverCount - 1 ? lastHeight : height)
-                        destination += sliverSize
-                    }
-                    source += lda
-                }
-            } else {
-                // Each row of op(A) is a contiguous source row.
-                for row in 0..<rows.count {
-                    let source = a + (rows.lowerBound + row) * lda + depth.lowerBound
-                    let destination = packed + (row / height) * sliverSize + row % height
-                    for p in 0..<depth.count { destination[p * height] = source[p] }
-                }
-            }
-            if lastHeight < height {
-                let lastSliver = packed + (sliverCount - 1) * sliverSize
-                for p in 0..<depth.count { (lastSliver + p * height + lastHeight).update(repeating: 0, count: height - lastHeight) }
-            }
+            // op(A)[i, p] is a[p · lda + i] when transposed, else a[i · lda + p].
+            packSlivers(into: packed,
+                        source: transposeA ? a + depth.lowerBound * lda + rows.lowerBound : a + rows.lowerBound * lda + depth.lowerBound,
+                        outerCount: rows.count, depthCount: depth.count,
+                        outerStride: transposeA ? 1 : lda, depthStride: transposeA ? lda : 1, sliverWidth: tileRows)
         }
 
         /// Runs the micro-kernel over every (A sliver, B sliver) pair of one packed block.
@@ -341,5 +293,41 @@ enum SwiftBlockedGEMM {
             bRow += 2 * laneBytes
         }
         return tile
+    }
+}
+
+/// Packs a `depthCount × outerCount` block for the micro-kernel: consecutive slivers of
+/// `sliverWidth` outer indices, each `depthCount × sliverWidth` with one depth step contiguous,
+/// the last sliver zero-padded so the kernel never branches. Element (outer `o`, depth `p`) is
+/// `source[o · outerStride + p · depthStride]`; one of the two strides is 1, and the copy walks
+/// the source in memory order either way (the same routine packs A's row slivers and B's
+/// column slivers).
+private func packSlivers(into packed: UnsafeMutablePointer<Float>, source: UnsafePointer<Float>,
+                         outerCount: Int, depthCount: Int, outerStride: Int, depthStride: Int, sliverWidth: Int) {
+    let sliverCount = (outerCount + sliverWidth - 1) / sliverWidth
+    let lastWidth = outerCount - (sliverCount - 1) * sliverWidth
+    let sliverSize = depthCount * sliverWidth
+    if outerStride == 1 {
+        // Each depth step is a contiguous source run across all slivers: stream it.
+        var line = source
+        for p in 0..<depthCount {
+            var destination = packed + p * sliverWidth
+            for sliver in 0..<sliverCount {
+                destination.update(from: line + sliver * sliverWidth, count: sliver == sliverCount - 1 ? lastWidth : sliverWidth)
+                destination += sliverSize
+            }
+            line += depthStride
+        }
+    } else {
+        // Each outer index is a contiguous source run along depth.
+        for outer in 0..<outerCount {
+            let line = source + outer * outerStride
+            let destination = packed + (outer / sliverWidth) * sliverSize + outer % sliverWidth
+            for p in 0..<depthCount { destination[p * sliverWidth] = line[p] }
+        }
+    }
+    if lastWidth < sliverWidth {
+        let lastSliver = packed + (sliverCount - 1) * sliverSize
+        for p in 0..<depthCount { (lastSliver + p * sliverWidth + lastWidth).update(repeating: 0, count: sliverWidth - lastWidth) }
     }
 }

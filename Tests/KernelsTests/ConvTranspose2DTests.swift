@@ -10,8 +10,10 @@ import Testing
             let outputPadding = Size2D(
                 height: Int.random(in: 0..<max(p.stride.height, p.dilation.height), using: &generator),
                 width: Int.random(in: 0..<max(p.stride.width, p.dilation.width), using: &generator))
-            let oh = (geometry.height - 1) * p.stride.height - 2 * p.padding.height + p.dilation.height * (geometry.kernel.height - 1) + outputPadding.height + 1
-            let ow = (geometry.width - 1) * p.stride.width - 2 * p.padding.width + p.dilation.width * (geometry.kernel.width - 1) + outputPadding.width + 1
+            let oh = Reference.transposedLength(geometry.height, geometry.kernel.height, p.stride.height, p.padding.height,
+                                                p.dilation.height, outputPadding: outputPadding.height)
+            let ow = Reference.transposedLength(geometry.width, geometry.kernel.width, p.stride.width, p.padding.width,
+                                                p.dilation.width, outputPadding: outputPadding.width)
             if oh >= 1, ow >= 1 { return (geometry, outputPadding) }
         }
     }
@@ -46,8 +48,10 @@ import Testing
             let x = Tensor.random(convOutput.shape, using: &generator)
             // Output padding recovers the rows conv's floor division dropped.
             let outputPadding = Size2D(
-                height: geometry.height - ((x.shape[2] - 1) * p.stride.height - 2 * p.padding.height + p.dilation.height * (geometry.kernel.height - 1) + 1),
-                width: geometry.width - ((x.shape[3] - 1) * p.stride.width - 2 * p.padding.width + p.dilation.width * (geometry.kernel.width - 1) + 1))
+                height: geometry.height - Reference.transposedLength(x.shape[2], geometry.kernel.height, p.stride.height,
+                                                                     p.padding.height, p.dilation.height, outputPadding: 0),
+                width: geometry.width - Reference.transposedLength(x.shape[3], geometry.kernel.width, p.stride.width,
+                                                                   p.padding.width, p.dilation.width, outputPadding: 0))
             guard outputPadding.height < max(p.stride.height, p.dilation.height),
                   outputPadding.width < max(p.stride.width, p.dilation.width) else { continue }
             let transposed = try ConvTranspose2D(stride: p.stride, padding: p.padding, outputPadding: outputPadding,

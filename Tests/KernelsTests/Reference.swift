@@ -13,6 +13,13 @@ enum Reference {
         (input + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1
     }
 
+    /// Output length of a transposed convolution along one axis:
+    /// (input − 1)·stride − 2·padding + dilation·(kernel − 1) + outputPadding + 1.
+    static func transposedLength(_ input: Int, _ kernel: Int, _ stride: Int, _ padding: Int, _ dilation: Int,
+                                 outputPadding: Int) -> Int {
+        (input - 1) * stride - 2 * padding + dilation * (kernel - 1) + outputPadding + 1
+    }
+
     /// Direct convolution: y[n,f,oh,ow] = b[f] + Σ x[n,c,ih,iw]·w[f,c,kh,kw].
     static func conv2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, _ p: Params) -> (shape: [Int], values: [Double]) {
         conv2d(x.scalars.map(Double.init), x.shape, w.scalars.map(Double.init), w.shape, b?.scalars.map(Double.init), p)
@@ -49,8 +56,8 @@ enum Reference {
                                 _ p: Params, outputPadding: Size2D) -> (shape: [Int], values: [Double]) {
         let (n, cin, h, wd) = (xShape[0], xShape[1], xShape[2], xShape[3])
         let (cout, kh, kw) = (wShape[1], wShape[2], wShape[3])
-        let oh = (h - 1) * p.stride.height - 2 * p.padding.height + p.dilation.height * (kh - 1) + outputPadding.height + 1
-        let ow = (wd - 1) * p.stride.width - 2 * p.padding.width + p.dilation.width * (kw - 1) + outputPadding.width + 1
+        let oh = transposedLength(h, kh, p.stride.height, p.padding.height, p.dilation.height, outputPadding: outputPadding.height)
+        let ow = transposedLength(wd, kw, p.stride.width, p.padding.width, p.dilation.width, outputPadding: outputPadding.width)
         var y = [Double](repeating: 0, count: n * cout * oh * ow)
         for ni in 0..<n { for co in 0..<cout { for i in 0..<(oh * ow) {
             y[(ni * cout + co) * oh * ow + i] = b?[co] ?? 0
