@@ -44,6 +44,31 @@ public enum GEMM {
         set { openblas_set_num_threads(Int32(clamping: max(1, newValue))) }
     }
 
+    /// Runs `body` with OpenBLAS on one thread, so Kernels can run several independent GEMMs
+    /// on its own threads at once without OpenBLAS's pool oversubscribing the cores (and
+    /// without OpenBLAS's idle workers spinning against Kernels' threads).
+    ///
+    /// OpenBLAS's thread count is process-wide, so nested and concurrent scopes share one
+    /// count: the first to enter saves the current setting, the last to leave restores it.
+    static func withSingleThreadedOpenBLAS<Result>(_ body: () -> Result) -> Result {
+        singleThreadedScopes.withLock { scopes in
+            if scopes.active == 0 {
+                scopes.savedThreadCount = openblas_get_num_threads()
+                openblas_set_num_threads(1)
+            }
+            scopes.active += 1
+        }
+        defer {
+            singleThreadedScopes.withLock { scopes in
+                scopes.active -= 1
+                if scopes.active == 0 { openblas_set_num_threads(scopes.savedThreadCount) }
+            }
+        }
+        return body()
+    }
+
+    private static let singleThreadedScopes = Locked<(active: Int, savedThreadCount: Int32)>((0, 1))
+
     /// OpenBLAS's build description: version, target core, thread model.
     public static var openBLASConfiguration: String {
         guard let configuration = openblas_get_config() else { return "unknown" }

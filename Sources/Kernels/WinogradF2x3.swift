@@ -153,6 +153,22 @@ struct WinogradF2x3 {
         }
     }
 
+    /// Runs the 16 independent per-position GEMMs. On OpenBLAS they are split across Kernels'
+    /// threads with OpenBLAS single-threaded for the duration: measured faster than 16
+    /// consecutive two-thread calls, whose idle workers spin (sched_yield) against the
+    /// transforms' threads. Other backends keep their own threading and run one by one.
+    private func forEachPosition(_ body: (Int) -> Void) {
+        guard backend == .openBLAS, Parallel.coreCount > 1 else {
+            for position in 0..<16 { body(position) }
+            return
+        }
+        GEMM.withSingleThreadedOpenBLAS {
+            Parallel.forEach(16, workPerItem: Parallel.minimumParallelWork) { positions in
+                for position in positions { body(position) }
+            }
+        }
+    }
+
     /// `workspace` holds ``workspaceCount`` floats.
     func run(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
              workspace: UnsafeMutablePointer<Float>, kernel: KernelView) {
@@ -160,7 +176,7 @@ struct WinogradF2x3 {
         forEachGroup(workspace: workspace) { firstImage, images, buffers in
             transformInput(input + firstImage * inputChannels * height * width, images: images,
                            into: buffers.input, groupTiles: buffers.tiles)
-            for position in 0..<16 {
+            forEachPosition { position in
                 backend.multiply(transposeA: false, transposeB: false,
                                  m: outputChannels, n: buffers.tiles, k: inputChannels,
                                  alpha: 1, a: buffers.weights + position * weightPlaneStride, lda: inputChannels,
@@ -190,7 +206,7 @@ struct WinogradF2x3 {
                            into: buffers.input, groupTiles: buffers.tiles)
             transformOutputGradient(outputGradient + firstImage * outputChannels * outputHeight * outputWidth,
                                     images: images, into: buffers.products, groupTiles: buffers.tiles)
-            for position in 0..<16 {
+            forEachPosition { position in
                 backend.multiply(transposeA: false, transposeB: true,
                                  m: outputChannels, n: inputChannels, k: buffers.tiles,
                                  alpha: 1, a: buffers.products + position * buffers.productPlane, lda: buffers.tiles,

@@ -58,6 +58,22 @@ import Testing
         }
     }
 
+    @Test func openBLASThreadCountIsRestoredAfterConcurrentCalls() async throws {
+        // Winograd runs its 16 GEMMs on Kernels' threads with OpenBLAS single-threaded for the
+        // duration; overlapping calls share that scope, and the last one out restores the count.
+        let before = GEMM.openBLASThreadCount
+        var generator = SeededGenerator(seed: 55)
+        let x = Tensor.random([2, 16, 12, 12], using: &generator)
+        let w = Tensor.random([16, 16, 3, 3], using: &generator)
+        let conv = Conv2D(padding: 1)
+        let serial = try conv.forward(x, weight: w)
+        try await withThrowingTaskGroup(of: Tensor.self) { group in
+            for _ in 0..<16 { group.addTask { try conv.forward(x, weight: w) } }
+            for try await result in group { #expect(result == serial) }
+        }
+        #expect(GEMM.openBLASThreadCount == before)
+    }
+
     @Test func transposedConvolutionUsesItToo() throws {
         // ConvTranspose2D's forward is the backward-data pass, so a 3×3 stride-1 transposed
         // layer with enough channels runs through Winograd as well.
