@@ -10,11 +10,12 @@
 /// threads ever write the same pixel.
 ///
 /// - Complexity: O(columnRows · outputPlaneSize) reads and read-modify-writes.
-func col2im(columns: UnsafePointer<Float>, geometry: ConvGeometry, image: UnsafeMutablePointer<Float>) {
+func col2im(columns: UnsafePointer<Float>, geometry: ConvGeometry, image: UnsafeMutablePointer<Float>,
+            parallel: Bool = true) {
     let g = geometry
     let outputPlane = g.outputPlaneSize
     let tapsPerChannel = g.kernel.height * g.kernel.width
-    Parallel.forEach(g.channels, workPerItem: tapsPerChannel * outputPlane) { channels in
+    Parallel.forEach(g.channels, workPerItem: parallel ? tapsPerChannel * outputPlane : 0) { channels in
         for channel in channels {
             let plane = image + channel * g.inputPlaneSize
             for kh in 0..<g.kernel.height {

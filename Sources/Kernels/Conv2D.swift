@@ -89,8 +89,10 @@ public struct Conv2D: Sendable, Hashable {
         }
     }
 
-    /// The scratch memory, in bytes, that one call with these shapes allocates (one image's
-    /// column matrix; zero for 1×1 stride-1 unpadded layers). Independent of the batch size.
+    /// The scratch memory, in bytes, that one call with these shapes takes from the workspace
+    /// pool: one image's column matrix per thread (plus a partial weight gradient per thread when
+    /// the batch is split), or one group of Winograd tiles for 3×3 stride-1 layers; none for a
+    /// single-image 1×1 stride-1 unpadded layer. Bounded whatever the batch size.
     public func workspaceByteCount(input: [Int], weight: [Int]) throws -> Int {
         try makeEngine(input: input, weight: weight).workspaceCount * MemoryLayout<Float>.stride
     }

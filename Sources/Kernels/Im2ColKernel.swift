@@ -11,11 +11,12 @@
 /// uses every core.
 ///
 /// - Complexity: O(columnRows · outputPlaneSize) reads and writes.
-func im2col(image: UnsafePointer<Float>, geometry: ConvGeometry, columns: UnsafeMutablePointer<Float>) {
+func im2col(image: UnsafePointer<Float>, geometry: ConvGeometry, columns: UnsafeMutablePointer<Float>,
+            parallel: Bool = true) {
     let g = geometry
     let outputPlane = g.outputPlaneSize
     let tapsPerChannel = g.kernel.height * g.kernel.width
-    Parallel.forEach(g.columnRows, workPerItem: outputPlane) { columnRows in
+    Parallel.forEach(g.columnRows, workPerItem: parallel ? outputPlane : 0) { columnRows in
         for columnRow in columnRows {
             let channel = columnRow / tapsPerChannel
             let kh = (columnRow / g.kernel.width) % g.kernel.height

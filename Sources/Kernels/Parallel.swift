@@ -28,17 +28,31 @@ enum Parallel {
     }()
 
     static func forEach(_ count: Int, workPerItem: Int, _ body: (Range<Int>) -> Void) {
-        let chunks = min(count, coreCount)
-        guard chunks > 1, count &* max(1, workPerItem) >= minimumParallelWork else {
-            if count > 0 { body(0..<count) }
+        forEachChunk(count, workPerItem: workPerItem) { _, range in body(range) }
+    }
+
+    /// Like ``forEach(_:workPerItem:_:)``, also passing each chunk's index (`0..<chunkCount`),
+    /// so a chunk can use its own slice of a workspace.
+    static func forEachChunk(_ count: Int, workPerItem: Int, _ body: (_ chunk: Int, Range<Int>) -> Void) {
+        let chunks = chunkCount(count, workPerItem: workPerItem)
+        guard chunks > 1 else {
+            if count > 0 { body(0, 0..<count) }
             return
         }
         withoutActuallyEscaping(body) { body in
             // Callers give each chunk a disjoint region, which is what makes sharing `body` safe.
             nonisolated(unsafe) let body = body
             DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-                body((count * chunk / chunks)..<(count * (chunk + 1) / chunks))
+                body(chunk, (count * chunk / chunks)..<(count * (chunk + 1) / chunks))
             }
         }
+    }
+
+    /// How many chunks ``forEachChunk(_:workPerItem:_:)`` splits `count` items into: one per
+    /// core, or 1 when the work is too small to pay for waking threads (a `workPerItem` of 0
+    /// asks for the calling thread only).
+    static func chunkCount(_ count: Int, workPerItem: Int) -> Int {
+        let chunks = min(count, coreCount)
+        return chunks > 1 && workPerItem > 0 && count &* workPerItem >= minimumParallelWork ? chunks : 1
     }
 }

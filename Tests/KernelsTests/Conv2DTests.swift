@@ -40,6 +40,30 @@ import Testing
         }
     }
 
+    @Test(arguments: [(Size2D(2), Size2D(1), 3, Size2D(1)), (Size2D(1), Size2D(0), 1, Size2D(1)), (Size2D(1), Size2D(2), 3, Size2D(2))])
+    func batchesSplitAcrossThreadsMatchTheReference(stride: Size2D, padding: Size2D, kernel: Int, dilation: Size2D) throws {
+        // Large enough that the im2col/pointwise passes split the batch across threads (each with
+        // single-threaded OpenBLAS and its own workspace slice, weight gradients summed from
+        // per-thread partials); an odd batch gives the threads unequal runs.
+        var generator = SeededGenerator(seed: 25)
+        let x = Tensor.random([5, 6, 20, 18], using: &generator)
+        let w = Tensor.random([12, 6, kernel, kernel], using: &generator)
+        let b = Tensor.random([12], using: &generator)
+        let conv = Conv2D(stride: stride, padding: padding, dilation: dilation)
+        let engine = try conv.makeEngine(input: x.shape, weight: w.shape)
+        #expect(engine.imageWorkers == min(Parallel.coreCount, 5))
+        let params = Reference.Params(stride: stride, padding: padding, dilation: dilation)
+        let y = try conv.forward(x, weight: w, bias: b)
+        #expect(relativeError(y.scalars, Reference.conv2d(x, w, b, params).values) <= Self.tolerance)
+        let dy = Tensor.random(y.shape, using: &generator)
+        let g = try conv.backward(dy, input: x, weight: w)
+        // The naive backend runs every pass image by image on one thread: the same sums.
+        let serial = try Conv2D(stride: stride, padding: padding, dilation: dilation, backend: .swiftNaive).backward(dy, input: x, weight: w)
+        #expect(relativeError(g.input.scalars, serial.input.scalars) <= Self.tolerance)
+        #expect(relativeError(g.weight.scalars, serial.weight.scalars) <= Self.tolerance)
+        #expect(g.bias == serial.bias)
+    }
+
     @Test func splitGradientCallsEqualTheCombinedBackward() throws {
         var generator = SeededGenerator(seed: 23)
         let conv = Conv2D(stride: 2, padding: 1)
