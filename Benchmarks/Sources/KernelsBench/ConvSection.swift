@@ -30,7 +30,8 @@ struct ConvSection {
         table.notes = [
             "FLOPs per pass = 2·N·F·C·KH·KW·OH·OW; forward+backward (forward, then Conv2D.backward) counts three passes.",
             "% of sgemm = the pass's GFLOP/s ÷ cblas_sgemm's on that pass's per-image GEMM shape(s) run N times, timed in",
-            "  alternation with the pass on \(threads) threads (forward: F×OH·OW×C·KH·KW; backward-input: Wᵀ·dY; backward-weight: dY·colsᵀ).",
+            "  the same run right after the pass, each in its own warmed-up block, on \(threads) threads",
+            "  (forward: F×OH·OW×C·KH·KW; backward-input: Wᵀ·dY; backward-weight: dY·colsᵀ).",
             "  Above 100%: 3×3 stride-1 layers with ≥ 16 channels run Winograd F(2×2, 3×3), 2.25× fewer multiplies than that GEMM.",
             "workspace = Conv2D.workspaceByteCount: scratch per call (one image's column matrix, or one group of Winograd tiles),",
             "  bounded whatever N; output tensors not counted.",
@@ -57,9 +58,9 @@ struct ConvSection {
         // The weight gradient accumulates over images (beta = 1), as Conv2D does.
         let weightGradientGEMM = GEMMOperands(shapes.weightGradient, beta: 1)
 
-        /// Times a pass interleaved with its reference: cblas_sgemm on the same per-image
-        /// shapes, once per image, which is what the pass would cost if im2col, col2im and
-        /// allocation were free.
+        /// Times a pass and then its reference in the same run: cblas_sgemm on the same
+        /// per-image shapes, once per image, which is what the pass would cost if im2col, col2im
+        /// and allocation were free. Each in its own block, as a training loop runs them.
         func pass(_ variant: String, flops: Double, reference: [GEMMOperands],
                   _ body: @escaping () throws -> Void) throws -> Measurement {
             report.progress("conv \(layer.name) \(variant)")
@@ -68,7 +69,7 @@ struct ConvSection {
                     for operands in reference { operands.multiply(on: .openBLAS) }
                 }
             }
-            let timings = try policy.measureInterleaved([body, sgemm])
+            let timings = try policy.measureInBlocks([body, sgemm])
             let (timing, sgemmSeconds) = (timings[0], timings[1].median)
             var measurement = Measurement(section: "conv", name: layer.name, variant: variant, shape: layer.shape,
                                           timing: timing, threads: threads)

@@ -53,6 +53,18 @@ struct TimingPolicy: Sendable {
     }
 }
 
+extension TimingPolicy {
+    /// Times calls one after another, each in its own block (warm-up, then its runs back to
+    /// back), for calls whose speed depends on what ran just before them: a Kernels pass timed
+    /// right after a two-thread cblas_sgemm starts while OpenBLAS's worker is still spinning,
+    /// which a loop of Kernels calls never sees.
+    func measureInBlocks<E: Error>(_ bodies: [() throws(E) -> Void]) throws(E) -> [Timing] {
+        var timings: [Timing] = []
+        for body in bodies { timings += try measureInterleaved([body]) }
+        return timings
+    }
+}
+
 /// The run times of one measured call.
 struct Timing: Sendable {
     let samples: [Double]
