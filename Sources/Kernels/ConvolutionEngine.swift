@@ -101,20 +101,20 @@ struct ConvolutionEngine {
             return
         }
         forEachImageRun(workspace: workspace) { images, slice, alone in
-          for image in images {
-            let columns = columnsOf(input + image * g.imageSize, workspace: slice, parallel: alone)
-            let destination = output + image * outputImageSize
-            if let bias {
-                // Fused bias: start each output row at its bias and let GEMM accumulate onto it.
-                for filter in 0..<filters {
-                    (destination + filter * g.outputPlaneSize).update(repeating: bias[filter], count: g.outputPlaneSize)
+            for image in images {
+                let columns = columnsOf(input + image * g.imageSize, workspace: slice, parallel: alone)
+                let destination = output + image * outputImageSize
+                if let bias {
+                    // Fused bias: start each output row at its bias and let GEMM accumulate onto it.
+                    for filter in 0..<filters {
+                        (destination + filter * g.outputPlaneSize).update(repeating: bias[filter], count: g.outputPlaneSize)
+                    }
                 }
+                backend.multiply(transposeA: false, transposeB: false,
+                                 m: filters, n: g.outputPlaneSize, k: g.columnRows,
+                                 alpha: 1, a: weight, lda: g.columnRows, b: columns, ldb: g.outputPlaneSize,
+                                 beta: bias == nil ? 0 : 1, c: destination, ldc: g.outputPlaneSize)
             }
-            backend.multiply(transposeA: false, transposeB: false,
-                             m: filters, n: g.outputPlaneSize, k: g.columnRows,
-                             alpha: 1, a: weight, lda: g.columnRows, b: columns, ldb: g.outputPlaneSize,
-                             beta: bias == nil ? 0 : 1, c: destination, ldc: g.outputPlaneSize)
-          }
         }
     }
 
@@ -128,20 +128,20 @@ struct ConvolutionEngine {
             return
         }
         forEachImageRun(workspace: workspace) { images, slice, alone in
-          for image in images {
-            let destination = inputGradient + image * g.imageSize
-            // Pointwise: the column matrix is the image, so GEMM writes the gradient directly.
-            let columns = isPointwise ? destination : slice!
-            backend.multiply(transposeA: true, transposeB: false,
-                             m: g.columnRows, n: g.outputPlaneSize, k: filters,
-                             alpha: 1, a: weight, lda: g.columnRows,
-                             b: outputGradient + image * outputImageSize, ldb: g.outputPlaneSize,
-                             beta: 0, c: columns, ldc: g.outputPlaneSize)
-            if !isPointwise {
-                destination.update(repeating: 0, count: g.imageSize)
-                col2im(columns: columns, geometry: g, image: destination, parallel: alone)
+            for image in images {
+                let destination = inputGradient + image * g.imageSize
+                // Pointwise: the column matrix is the image, so GEMM writes the gradient directly.
+                let columns = isPointwise ? destination : slice!
+                backend.multiply(transposeA: true, transposeB: false,
+                                 m: g.columnRows, n: g.outputPlaneSize, k: filters,
+                                 alpha: 1, a: weight, lda: g.columnRows,
+                                 b: outputGradient + image * outputImageSize, ldb: g.outputPlaneSize,
+                                 beta: 0, c: columns, ldc: g.outputPlaneSize)
+                if !isPointwise {
+                    destination.update(repeating: 0, count: g.imageSize)
+                    col2im(columns: columns, geometry: g, image: destination, parallel: alone)
+                }
             }
-          }
         }
     }
 
