@@ -97,7 +97,7 @@ struct ConvolutionEngine {
         let g = geometry
         if usesWinograd {
             forwardWinograd.run(input: input, output: output, bias: bias, workspace: workspace!,
-                                kernel: .forward(weight, inputChannels: g.channels))
+                                kernel: .forward(weight))
             return
         }
         forEachImageRun(workspace: workspace) { images, slice, alone in
@@ -124,7 +124,7 @@ struct ConvolutionEngine {
         let g = geometry
         if usesWinograd {
             backwardDataWinograd.run(input: outputGradient, output: inputGradient, bias: nil, workspace: workspace!,
-                                     kernel: .backwardData(weight, inputChannels: g.channels))
+                                     kernel: .backwardData(weight))
             return
         }
         forEachImageRun(workspace: workspace) { images, slice, alone in
