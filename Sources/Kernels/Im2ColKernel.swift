@@ -4,37 +4,47 @@
 /// that kernel tap `(kh, kw)` of channel `c` sees (zero where it falls in the padding). This is
 /// the layout of PyTorch's `F.unfold`.
 ///
+/// `outputRows` picks a band of output rows (all of them by default): column
+/// `(oh − outputRows.lowerBound)·OW + ow` then holds output position `(oh, ow)`, so a band is
+/// the matching slice of the full matrix. Rows of `columns` are `leadingDimension` floats
+/// apart (the band's width by default), so several bands or images can sit side by side in one
+/// wider matrix.
+///
 /// For each kernel tap the valid output rows and columns are computed once
 /// (``validOutputRange(outputLength:stride:offset:inputLength:)``); the padding is then filled
 /// with zeros in bulk and, with stride 1, each valid run is one contiguous copy.
 /// Rows are split across cores (each writes only its own row), so even a one-channel image
 /// uses every core.
 ///
-/// - Complexity: O(columnRows · outputPlaneSize) reads and writes.
+/// - Complexity: O(columnRows · outputRows.count · outputWidth) reads and writes.
 func im2col(image: UnsafePointer<Float>, geometry: ConvGeometry, columns: UnsafeMutablePointer<Float>,
-            parallel: Bool = true) {
+            outputRows: Range<Int>? = nil, leadingDimension: Int? = nil, parallel: Bool = true) {
     let g = geometry
-    let outputPlane = g.outputPlaneSize
+    let band = outputRows ?? 0..<g.outputHeight
+    let width = band.count * g.outputWidth
+    let leadingDimension = leadingDimension ?? width
     let tapsPerChannel = g.kernel.height * g.kernel.width
-    Parallel.forEach(g.columnRows, workPerItem: parallel ? outputPlane : 0) { columnRows in
+    Parallel.forEach(g.columnRows, workPerItem: parallel ? width : 0) { columnRows in
         for columnRow in columnRows {
             let channel = columnRow / tapsPerChannel
             let kh = (columnRow / g.kernel.width) % g.kernel.height
             let kw = columnRow % g.kernel.width
             let plane = image + channel * g.inputPlaneSize
             let rowOffset = kh * g.dilation.height - g.padding.height
-            let rows = validOutputRange(outputLength: g.outputHeight, stride: g.stride.height,
-                                        offset: rowOffset, inputLength: g.height)
+            let valid = validOutputRange(outputLength: g.outputHeight, stride: g.stride.height,
+                                         offset: rowOffset, inputLength: g.height).clamped(to: band)
+            // An empty intersection may lie outside the band; pin it to the band's start.
+            let rows = valid.isEmpty ? band.lowerBound..<band.lowerBound : valid
             let columnOffset = kw * g.dilation.width - g.padding.width
             let cols = validOutputRange(outputLength: g.outputWidth, stride: g.stride.width,
                                         offset: columnOffset, inputLength: g.width)
-            let row = columns + columnRow * outputPlane
+            let row = columns + columnRow * leadingDimension
             // Output rows whose input row lies in the padding are all zero.
-            row.update(repeating: 0, count: rows.lowerBound * g.outputWidth)
-            let afterRows = rows.upperBound * g.outputWidth
-            (row + afterRows).update(repeating: 0, count: outputPlane - afterRows)
+            row.update(repeating: 0, count: (rows.lowerBound - band.lowerBound) * g.outputWidth)
+            (row + (rows.upperBound - band.lowerBound) * g.outputWidth)
+                .update(repeating: 0, count: (band.upperBound - rows.upperBound) * g.outputWidth)
             for outputRow in rows {
-                let destination = row + outputRow * g.outputWidth
+                let destination = row + (outputRow - band.lowerBound) * g.outputWidth
                 destination.update(repeating: 0, count: cols.lowerBound)
                 (destination + cols.upperBound).update(repeating: 0, count: g.outputWidth - cols.upperBound)
                 guard !cols.isEmpty else { continue }

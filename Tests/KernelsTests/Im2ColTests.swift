@@ -14,6 +14,49 @@ import Testing
         }
     }
 
+    @Test func bandsWithALeadingDimensionAreSlicesOfTheWholeMatrix() throws {
+        // im2col of a band of output rows into a wider matrix writes exactly the band's slice of
+        // the full matrix and nothing else; col2im of the bands, one after another, adds up to
+        // col2im of the whole.
+        var generator = SeededGenerator(seed: 14)
+        for _ in 0..<60 {
+            let r = RandomGeometry.draw(&generator)
+            let g = try ConvGeometry(batch: 1, channels: r.channels, height: r.height, width: r.width, kernel: r.kernel,
+                                     stride: r.params.stride, padding: r.params.padding, dilation: r.params.dilation)
+            let x = Tensor.random([1, r.channels, r.height, r.width], using: &generator)
+            let whole = Reference.unfold(x, kernel: r.kernel, r.params)
+            let c = Tensor.random([g.columnsPerImage], using: &generator)
+            var expectedImage = [Float](repeating: 0, count: g.imageSize)
+            expectedImage.withUnsafeMutableBufferPointer { col2im(columns: c.scalars, geometry: g, image: $0.baseAddress!) }
+            var bandedImage = [Float](repeating: 0, count: g.imageSize)
+            let bandHeight = Int.random(in: 1...g.outputHeight, using: &generator)
+            for top in stride(from: 0, to: g.outputHeight, by: bandHeight) {
+                let rows = top..<min(g.outputHeight, top + bandHeight)
+                let width = rows.count * g.outputWidth
+                let leadingDimension = width + 3
+                var band = [Float](repeating: .nan, count: g.columnRows * leadingDimension)
+                x.scalars.withUnsafeBufferPointer { image in
+                    band.withUnsafeMutableBufferPointer {
+                        im2col(image: image.baseAddress!, geometry: g, columns: $0.baseAddress!, outputRows: rows,
+                               leadingDimension: leadingDimension)
+                    }
+                }
+                var bandOfC = [Float](repeating: .nan, count: g.columnRows * leadingDimension)
+                for row in 0..<g.columnRows {
+                    let slice = row * g.outputPlaneSize + top * g.outputWidth
+                    #expect(Array(band[row * leadingDimension..<row * leadingDimension + width]) == Array(whole[slice..<slice + width]), "\(r) rows \(rows)")
+                    let untouched = band[row * leadingDimension + width..<(row + 1) * leadingDimension].allSatisfy { $0.isNaN }
+                    #expect(untouched, "\(r): wrote past the band")
+                    bandOfC.replaceSubrange(row * leadingDimension..<row * leadingDimension + width, with: c.scalars[slice..<slice + width])
+                }
+                bandedImage.withUnsafeMutableBufferPointer {
+                    col2im(columns: bandOfC, geometry: g, image: $0.baseAddress!, outputRows: rows, leadingDimension: leadingDimension)
+                }
+            }
+            #expect(relativeError(bandedImage, expectedImage.map(Double.init)) <= 1e-6, "\(r)")
+        }
+    }
+
     @Test func col2imIsTheAdjointOfIm2col() throws {
         // ⟨im2col(x), c⟩ = ⟨x, col2im(c)⟩ for every x and c: col2im adds back exactly what im2col read.
         var generator = SeededGenerator(seed: 12)
