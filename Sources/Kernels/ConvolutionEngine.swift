@@ -8,14 +8,17 @@
 ///
 /// Three algorithms, chosen by shape:
 /// - 3×3 stride-1 with enough channels: Winograd F(2×2, 3×3) for all passes (``WinogradF2x3``).
-/// - 1×1 stride-1 unpadded: the image is its own column matrix; each pass is one GEMM per image.
-/// - anything else: im2col + GEMM, one image at a time. (Putting several images' column
-///   matrices side by side in one wider GEMM was measured slower on every layer tried — the
-///   staging copies and the larger, cache-cold column matrix cost more than the wider GEMM
-///   gains — so it is not done.)
+/// - 1×1 stride-1 unpadded: the image is its own column matrix; each pass is a plain GEMM.
+/// - anything else: im2col + GEMM.
 ///
-/// Memory is bounded whatever the batch: one image (or one group of Winograd tiles) at a time
-/// goes through the workspace (``workspaceCount``).
+/// The last two go through GEMM in blocks of output positions (``ColumnBlocking``): a band of
+/// output rows of one image when an image's column matrix is wide (so it is still in cache when
+/// GEMM reads it), several whole images side by side when it is narrow (so GEMM gets enough
+/// columns). Whole large images in one wider GEMM were measured slower, so only narrow ones
+/// are grouped.
+///
+/// Memory is bounded whatever the batch: one block (or one group of Winograd tiles) per thread
+/// at a time goes through the workspace (``workspaceCount``).
 struct ConvolutionEngine {
     let geometry: ConvGeometry
     let filters: Int
@@ -66,24 +69,55 @@ struct ConvolutionEngine {
     /// Multiply-adds of one image's GEMM: what decides whether splitting the batch pays.
     private var imageWork: Int { filters * geometry.columnsPerImage }
 
-    /// Floats of one thread's workspace slice: one image's column matrix (none when pointwise),
-    /// plus a partial weight gradient when several threads accumulate one.
+    /// How each thread's run of images is cut into GEMM blocks.
+    var blocking: ColumnBlocking {
+        let g = geometry
+        return ColumnBlocking(columnRows: g.columnRows, outputHeight: g.outputHeight, outputWidth: g.outputWidth,
+                              images: (g.batch + imageWorkers - 1) / imageWorkers, readsInPlace: isPointwise)
+    }
+
+    /// One thread's scratch: the block's column matrix (absent for a pointwise band, which reads
+    /// the image in place), a filter-side staging matrix when blocks group images, and a partial
+    /// weight gradient when several threads accumulate one.
+    private struct Slice {
+        let columns: UnsafeMutablePointer<Float>?
+        let staging: UnsafeMutablePointer<Float>?
+        let partialWeightGradient: UnsafeMutablePointer<Float>?
+    }
+
+    private var sliceLayout: (columns: Int, staging: Int, partialWeightGradient: Int) {
+        let b = blocking
+        return (columns: isPointwise && !b.groupsImages ? 0 : geometry.columnRows * b.maximumColumns,
+                staging: b.groupsImages ? filters * b.maximumColumns : 0,
+                partialWeightGradient: imageWorkers > 1 ? filters * geometry.columnRows : 0)
+    }
+
+    /// Floats of one thread's workspace slice.
     private var sliceCount: Int {
-        (isPointwise ? 0 : geometry.columnsPerImage) + (imageWorkers > 1 ? filters * geometry.columnRows : 0)
+        let layout = sliceLayout
+        return layout.columns + layout.staging + layout.partialWeightGradient
+    }
+
+    private func slice(at base: UnsafeMutablePointer<Float>?) -> Slice {
+        let layout = sliceLayout
+        func part(_ offset: Int, _ count: Int) -> UnsafeMutablePointer<Float>? { count > 0 ? base! + offset : nil }
+        return Slice(columns: part(0, layout.columns), staging: part(layout.columns, layout.staging),
+                     partialWeightGradient: part(layout.columns + layout.staging, layout.partialWeightGradient))
     }
 
     /// Runs `body(images, slice, alone)` over the batch: once on the calling thread (`alone`:
     /// OpenBLAS and the kernels may use every core), or on one run of images per thread with
     /// OpenBLAS single-threaded, each with its own workspace slice.
     private func forEachImageRun(workspace: UnsafeMutablePointer<Float>?,
-                                 _ body: (_ images: Range<Int>, _ slice: UnsafeMutablePointer<Float>?, _ alone: Bool) -> Void) {
+                                 _ body: (_ images: Range<Int>, _ slice: Slice, _ alone: Bool) -> Void) {
         guard imageWorkers > 1 else {
-            body(0..<geometry.batch, workspace, true)
+            body(0..<geometry.batch, slice(at: workspace), true)
             return
         }
+        let sliceCount = sliceCount
         GEMM.withSingleThreadedOpenBLAS {
             Parallel.forEachChunk(geometry.batch, workPerItem: imageWork) { chunk, images in
-                body(images, workspace.map { $0 + chunk * sliceCount }, false)
+                body(images, slice(at: workspace.map { $0 + chunk * sliceCount }), false)
             }
         }
     }
@@ -100,20 +134,36 @@ struct ConvolutionEngine {
                                 kernel: .forward(weight))
             return
         }
+        let blocking = blocking
         forEachImageRun(workspace: workspace) { images, slice, alone in
-            for image in images {
-                let columns = columnsOf(input + image * g.imageSize, workspace: slice, parallel: alone)
-                let destination = output + image * outputImageSize
-                if let bias {
-                    // Fused bias: start each output row at its bias and let GEMM accumulate onto it.
-                    for filter in 0..<filters {
-                        (destination + filter * g.outputPlaneSize).update(repeating: bias[filter], count: g.outputPlaneSize)
+            blocking.forEachBlock(of: images) { block, rows in
+                let columns = columnsOf(input, images: block, rows: rows, into: slice.columns, parallel: alone)
+                let width = columns.leadingDimension
+                guard block.count > 1 else {
+                    let destination = output + block.lowerBound * outputImageSize + rows.lowerBound * g.outputWidth
+                    if let bias {
+                        // Fused bias: start each output row at its bias and let GEMM accumulate onto it.
+                        for filter in 0..<filters {
+                            (destination + filter * g.outputPlaneSize).update(repeating: bias[filter], count: width)
+                        }
                     }
+                    backend.multiply(transposeA: false, transposeB: false,
+                                     m: filters, n: width, k: g.columnRows,
+                                     alpha: 1, a: weight, lda: g.columnRows, b: columns.base, ldb: width,
+                                     beta: bias == nil ? 0 : 1, c: destination, ldc: g.outputPlaneSize)
+                    return
                 }
+                // Side by side images: GEMM into staging, then each image to its place (+ bias).
                 backend.multiply(transposeA: false, transposeB: false,
-                                 m: filters, n: g.outputPlaneSize, k: g.columnRows,
-                                 alpha: 1, a: weight, lda: g.columnRows, b: columns, ldb: g.outputPlaneSize,
-                                 beta: bias == nil ? 0 : 1, c: destination, ldc: g.outputPlaneSize)
+                                 m: filters, n: width, k: g.columnRows,
+                                 alpha: 1, a: weight, lda: g.columnRows, b: columns.base, ldb: width,
+                                 beta: 0, c: slice.staging!, ldc: width)
+                for (index, image) in block.enumerated() {
+                    VectorOperations.copyMatrix(rows: filters, columns: g.outputPlaneSize,
+                                                from: slice.staging! + index * g.outputPlaneSize, sourceStride: width,
+                                                to: output + image * outputImageSize, destinationStride: g.outputPlaneSize,
+                                                rowBias: bias)
+                }
             }
         }
     }
@@ -127,26 +177,45 @@ struct ConvolutionEngine {
                                      kernel: .backwardData(weight))
             return
         }
+        let blocking = blocking
         forEachImageRun(workspace: workspace) { images, slice, alone in
-            for image in images {
-                let destination = inputGradient + image * g.imageSize
-                // Pointwise: the column matrix is the image, so GEMM writes the gradient directly.
-                let columns = isPointwise ? destination : slice!
+            blocking.forEachBlock(of: images) { block, rows in
+                let gradient = filterSideOf(outputGradient, images: block, rows: rows, into: slice.staging)
+                let bandStart = rows.lowerBound * g.outputWidth
+                if isPointwise && block.count == 1 {
+                    // The column matrix is the image, so GEMM writes the gradient in place.
+                    backend.multiply(transposeA: true, transposeB: false,
+                                     m: g.columnRows, n: rows.count * g.outputWidth, k: filters,
+                                     alpha: 1, a: weight, lda: g.columnRows,
+                                     b: gradient.base, ldb: gradient.leadingDimension,
+                                     beta: 0, c: inputGradient + block.lowerBound * g.imageSize + bandStart, ldc: g.outputPlaneSize)
+                    return
+                }
+                let width = block.count * rows.count * g.outputWidth
+                let columns = slice.columns!
                 backend.multiply(transposeA: true, transposeB: false,
-                                 m: g.columnRows, n: g.outputPlaneSize, k: filters,
-                                 alpha: 1, a: weight, lda: g.columnRows,
-                                 b: outputGradient + image * outputImageSize, ldb: g.outputPlaneSize,
-                                 beta: 0, c: columns, ldc: g.outputPlaneSize)
-                if !isPointwise {
-                    destination.update(repeating: 0, count: g.imageSize)
-                    col2im(columns: columns, geometry: g, image: destination, parallel: alone)
+                                 m: g.columnRows, n: width, k: filters,
+                                 alpha: 1, a: weight, lda: g.columnRows, b: gradient.base, ldb: gradient.leadingDimension,
+                                 beta: 0, c: columns, ldc: width)
+                for (index, image) in block.enumerated() {
+                    let destination = inputGradient + image * g.imageSize
+                    let imageColumns = columns + index * rows.count * g.outputWidth
+                    if isPointwise {
+                        VectorOperations.copyMatrix(rows: g.channels, columns: g.outputPlaneSize,
+                                                    from: imageColumns, sourceStride: width,
+                                                    to: destination, destinationStride: g.outputPlaneSize)
+                        continue
+                    }
+                    if rows.lowerBound == 0 { destination.update(repeating: 0, count: g.imageSize) }
+                    col2im(columns: imageColumns, geometry: g, image: destination,
+                           outputRows: rows, leadingDimension: width, parallel: alone)
                 }
             }
         }
     }
 
     /// `weightGradient = Σₙ outputGradient[n] · im2col(input[n])ᵀ`, accumulated by GEMM with
-    /// beta = 1 after the first group.
+    /// beta = 1 after each thread's first block.
     func backwardWeight(input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
                         weightGradient: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>?) {
         let g = geometry
@@ -159,25 +228,32 @@ struct ConvolutionEngine {
                                            weightGradient: weightGradient, workspace: workspace!)
             return
         }
-        let weightCount = filters * g.columnRows
+        let blocking = blocking
         // Several threads each accumulate a partial sum in their slice, added up at the end.
-        let partials = imageWorkers > 1
         forEachImageRun(workspace: workspace) { images, slice, alone in
-            let target = partials ? slice! + (isPointwise ? 0 : g.columnsPerImage) : weightGradient
-            for image in images {
-                let columns = columnsOf(input + image * g.imageSize, workspace: slice, parallel: alone)
+            let target = slice.partialWeightGradient ?? weightGradient
+            var isFirstBlock = true
+            blocking.forEachBlock(of: images) { block, rows in
+                let columns = columnsOf(input, images: block, rows: rows, into: slice.columns, parallel: alone)
+                let gradient = filterSideOf(outputGradient, images: block, rows: rows, into: slice.staging)
                 backend.multiply(transposeA: false, transposeB: true,
-                                 m: filters, n: g.columnRows, k: g.outputPlaneSize,
-                                 alpha: 1, a: outputGradient + image * outputImageSize, lda: g.outputPlaneSize,
-                                 b: columns, ldb: g.outputPlaneSize,
-                                 beta: image == images.lowerBound ? 0 : 1, c: target, ldc: g.columnRows)
+                                 m: filters, n: g.columnRows, k: block.count * rows.count * g.outputWidth,
+                                 alpha: 1, a: gradient.base, lda: gradient.leadingDimension,
+                                 b: columns.base, ldb: columns.leadingDimension,
+                                 beta: isFirstBlock ? 0 : 1, c: target, ldc: g.columnRows)
+                isFirstBlock = false
             }
         }
-        guard partials, let workspace else { return }
-        let partialOffset = isPointwise ? 0 : g.columnsPerImage
-        weightGradient.update(from: workspace + partialOffset, count: weightCount)
-        for worker in 1..<imageWorkers {
-            VectorOperations.add(workspace + worker * sliceCount + partialOffset, into: weightGradient, count: weightCount)
+        guard imageWorkers > 1, let workspace else { return }
+        // In chunk order, so the sum is the same on every run.
+        let weightCount = filters * g.columnRows
+        for chunk in 0..<imageWorkers {
+            let partial = slice(at: workspace + chunk * sliceCount).partialWeightGradient!
+            if chunk == 0 {
+                weightGradient.update(from: partial, count: weightCount)
+            } else {
+                VectorOperations.add(partial, into: weightGradient, count: weightCount)
+            }
         }
     }
 
@@ -193,13 +269,52 @@ struct ConvolutionEngine {
         }
     }
 
-    /// The column matrix of one image: the image itself when pointwise, else im2col into the
-    /// workspace.
-    private func columnsOf(_ image: UnsafePointer<Float>, workspace: UnsafeMutablePointer<Float>?,
-                           parallel: Bool) -> UnsafePointer<Float> {
-        if isPointwise { return image }
-        im2col(image: image, geometry: geometry, columns: workspace!, parallel: parallel)
-        return UnsafePointer(workspace!)
+    /// A matrix operand: its first element and the distance between its rows.
+    private struct Operand {
+        let base: UnsafePointer<Float>
+        let leadingDimension: Int
+    }
+
+    /// The column matrix of a block (`columnRows × width`): the image itself for a pointwise
+    /// band, else im2col of each image (or a copy of it, pointwise) side by side in `buffer`.
+    private func columnsOf(_ input: UnsafePointer<Float>, images: Range<Int>, rows: Range<Int>,
+                           into buffer: UnsafeMutablePointer<Float>?, parallel: Bool) -> Operand {
+        let g = geometry
+        let bandWidth = rows.count * g.outputWidth
+        if isPointwise && images.count == 1 {
+            return Operand(base: input + images.lowerBound * g.imageSize + rows.lowerBound * g.outputWidth,
+                           leadingDimension: g.outputPlaneSize)
+        }
+        let width = images.count * bandWidth
+        for (index, image) in images.enumerated() {
+            let source = input + image * g.imageSize
+            let destination = buffer! + index * bandWidth
+            if isPointwise {
+                VectorOperations.copyMatrix(rows: g.channels, columns: g.outputPlaneSize, from: source, sourceStride: g.outputPlaneSize,
+                                            to: destination, destinationStride: width)
+            } else {
+                im2col(image: source, geometry: g, columns: destination, outputRows: rows, leadingDimension: width, parallel: parallel)
+            }
+        }
+        return Operand(base: buffer!, leadingDimension: width)
+    }
+
+    /// The filter side of a block (`filters × width`): read in place for one image, copied side
+    /// by side into `staging` for several.
+    private func filterSideOf(_ filterSide: UnsafePointer<Float>, images: Range<Int>, rows: Range<Int>,
+                              into staging: UnsafeMutablePointer<Float>?) -> Operand {
+        let g = geometry
+        guard images.count > 1 else {
+            return Operand(base: filterSide + images.lowerBound * outputImageSize + rows.lowerBound * g.outputWidth,
+                           leadingDimension: g.outputPlaneSize)
+        }
+        let width = images.count * g.outputPlaneSize
+        for (index, image) in images.enumerated() {
+            VectorOperations.copyMatrix(rows: filters, columns: g.outputPlaneSize,
+                                        from: filterSide + image * outputImageSize, sourceStride: g.outputPlaneSize,
+                                        to: staging! + index * g.outputPlaneSize, destinationStride: width)
+        }
+        return Operand(base: staging!, leadingDimension: width)
     }
 }
 

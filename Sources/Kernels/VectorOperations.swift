@@ -21,6 +21,19 @@ enum VectorOperations {
         }
     }
 
+    /// Copies a `rows × columns` block between two row-major matrices whose rows are
+    /// `sourceStride` and `destinationStride` floats apart, adding `rowBias[r]` to row `r` when
+    /// given: moves whole images in and out of a block of side-by-side images.
+    static func copyMatrix(rows: Int, columns: Int, from source: UnsafePointer<Float>, sourceStride: Int,
+                           to destination: UnsafeMutablePointer<Float>, destinationStride: Int,
+                           rowBias: UnsafePointer<Float>? = nil) {
+        for row in 0..<rows {
+            let target = destination + row * destinationStride
+            target.update(from: source + row * sourceStride, count: columns)
+            if let rowBias { add(rowBias[row], into: target, count: columns) }
+        }
+    }
+
     /// `destination[i] += value` for `i` in `0..<count`.
     @inline(__always)
     static func add(_ value: Float, into destination: UnsafeMutablePointer<Float>, count: Int) {

@@ -83,7 +83,8 @@ import Testing
         let w = Tensor.random([7, 5, 1, 1], using: &generator)
         let b = Tensor.random([7], using: &generator)
         let conv = Conv2D()
-        #expect(try conv.workspaceByteCount(input: x.shape, weight: w.shape) == 0)
+        // Wide planes are read in place: no scratch at all.
+        #expect(try conv.workspaceByteCount(input: [1, 5, 40, 40], weight: w.shape) == 0)
         let y = try conv.forward(x, weight: w, bias: b)
         #expect(relativeError(y.scalars, Reference.conv2d(x, w, b, .init()).values) <= Self.tolerance)
         let dy = Tensor.random(y.shape, using: &generator)
@@ -91,6 +92,45 @@ import Testing
         // dX of a 1×1 convolution is Wᵀ·dY per pixel: the transposed convolution with the same weight.
         let expected = Reference.convTranspose2d(dy, w, nil, .init(), outputPadding: 0)
         #expect(relativeError(g.input.scalars, expected.values) <= Self.tolerance)
+    }
+
+    /// Layers whose im2col / pointwise passes go through GEMM in bands of output rows (wide
+    /// planes) or in groups of whole images (narrow planes), with odd remainders.
+    static let blockedLayers: [(input: [Int], filters: Int, kernel: Int, stride: Int, padding: Int, bands: Bool)] = [
+        ([1, 4, 83, 80], 3, 5, 1, 2, true),     // 5×5: several bands, the last one short
+        ([2, 32, 121, 97], 5, 3, 2, 1, true),   // stride 2: bands per image, one image per thread
+        ([7, 6, 9, 11], 5, 3, 1, 1, false),     // groups of several images, an odd batch
+        ([5, 9, 8, 7], 6, 3, 2, 1, false),      // stride 2 groups
+        ([7, 6, 5, 6], 4, 1, 1, 0, false),      // pointwise groups are copied side by side
+    ]
+
+    @Test(arguments: 0..<5)
+    func blocksOfRowsOrImagesMatchTheReference(layer index: Int) throws {
+        let layer = Self.blockedLayers[index]
+        var generator = SeededGenerator(seed: 26 + UInt64(index))
+        let x = Tensor.random(layer.input, using: &generator)
+        let w = Tensor.random([layer.filters, layer.input[1], layer.kernel, layer.kernel], using: &generator)
+        let b = Tensor.random([layer.filters], using: &generator)
+        let conv = Conv2D(stride: Size2D(layer.stride), padding: Size2D(layer.padding))
+        let blocking = try conv.makeEngine(input: x.shape, weight: w.shape).blocking
+        if layer.bands {
+            #expect(blocking.rowsPerBand < blocking.outputHeight && blocking.outputHeight % blocking.rowsPerBand != 0)
+        } else {
+            #expect(blocking.imagesPerGroup > 1)
+        }
+        let params = Reference.Params(stride: Size2D(layer.stride), padding: Size2D(layer.padding))
+        for backend in [GEMMBackend.openBLAS, .swiftNaive] {
+            let conv = Conv2D(stride: Size2D(layer.stride), padding: Size2D(layer.padding), backend: backend)
+            let y = try conv.forward(x, weight: w, bias: b)
+            #expect(relativeError(y.scalars, Reference.conv2d(x, w, b, params).values) <= Self.tolerance)
+            let dy = Tensor.random(y.shape, using: &generator)
+            let g = try conv.backward(dy, input: x, weight: w)
+            let outputPadding = Size2D(height: x.shape[2] - Reference.transposedLength(y.shape[2], layer.kernel, layer.stride, layer.padding, 1, outputPadding: 0),
+                                       width: x.shape[3] - Reference.transposedLength(y.shape[3], layer.kernel, layer.stride, layer.padding, 1, outputPadding: 0))
+            let expectedInput = Reference.convTranspose2d(dy, w, nil, params, outputPadding: outputPadding)
+            #expect(relativeError(g.input.scalars, expectedInput.values) <= Self.tolerance)
+            #expect(relativeError(g.weight.scalars, Reference.conv2dWeightGradient(dy, x, weightShape: w.shape, params)) <= Self.tolerance)
+        }
     }
 
     @Test func emptyBatchGivesEmptyOutputsAndZeroParameterGradients() throws {

@@ -45,6 +45,25 @@ enum Reference {
         return ([n, f, oh, ow], y)
     }
 
+    /// Weight gradient of a convolution: dw[f,c,kh,kw] = Σ dy[n,f,oh,ow]·x[n,c,ih,iw] over every
+    /// output position whose window tap (kh, kw) lies inside the image.
+    static func conv2dWeightGradient(_ dy: Tensor, _ x: Tensor, weightShape: [Int], _ p: Params) -> [Double] {
+        let (n, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (f, kh, kw) = (weightShape[0], weightShape[2], weightShape[3])
+        let (oh, ow) = (dy.shape[2], dy.shape[3])
+        var dw = [Double](repeating: 0, count: f * c * kh * kw)
+        for ni in 0..<n { for fi in 0..<f { for oy in 0..<oh { for ox in 0..<ow {
+            let gradient = Double(dy.scalars[((ni * f + fi) * oh + oy) * ow + ox])
+            for ci in 0..<c { for ky in 0..<kh { for kx in 0..<kw {
+                let iy = oy * p.stride.height - p.padding.height + ky * p.dilation.height
+                let ix = ox * p.stride.width - p.padding.width + kx * p.dilation.width
+                guard iy >= 0, iy < h, ix >= 0, ix < wd else { continue }
+                dw[((fi * c + ci) * kh + ky) * kw + kx] += gradient * Double(x.scalars[((ni * c + ci) * h + iy) * wd + ix])
+            } } }
+        } } } }
+        return dw
+    }
+
     /// Transposed convolution by scattering: each input pixel adds x·w[c_in, c_out] into the
     /// output window it maps to.
     static func convTranspose2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, _ p: Params, outputPadding: Size2D) -> (shape: [Int], values: [Double]) {
