@@ -143,25 +143,46 @@ struct WinogradF2x3 {
         }
     }
 
-    /// Runs the 16 independent per-position GEMMs. On OpenBLAS they are split across Kernels'
-    /// threads with OpenBLAS single-threaded for the duration: measured faster than 16
-    /// consecutive two-thread calls, whose idle workers spin (sched_yield) against the
-    /// transforms' threads. Other backends keep their own threading and run one by one.
+    /// Whether the GEMMs run on Kernels' threads with OpenBLAS single-threaded (see
+    /// ``withKernelsThreading(_:)``); other backends keep their own threading.
+    private var splitsGEMMs: Bool { backend == .openBLAS && Parallel.coreCount > 1 }
+
+    /// Runs a whole pass with OpenBLAS single-threaded, every GEMM split across Kernels'
+    /// threads instead. Measured faster than two-thread OpenBLAS calls: after any such call
+    /// OpenBLAS's idle worker spins (sched_yield) for a while, against the transforms' threads
+    /// — even a small multi-threaded call such as the kernel transform set off ~20% of a
+    /// 64-channel layer's time in the scheduler.
+    private func withKernelsThreading(_ body: () -> Void) {
+        if splitsGEMMs { GEMM.withSingleThreadedOpenBLAS(body) } else { body() }
+    }
+
+    /// Runs the 16 independent per-position GEMMs, split across Kernels' threads when
+    /// ``splitsGEMMs``, else one by one.
     private func forEachPosition(_ body: (Int) -> Void) {
-        guard backend == .openBLAS, Parallel.coreCount > 1 else {
+        guard splitsGEMMs else {
             for position in 0..<16 { body(position) }
             return
         }
-        GEMM.withSingleThreadedOpenBLAS {
-            Parallel.forEach(16, workPerItem: Parallel.minimumParallelWork) { positions in
-                for position in positions { body(position) }
-            }
+        Parallel.forEach(16, workPerItem: Parallel.minimumParallelWork) { positions in
+            for position in positions { body(position) }
         }
+    }
+
+    /// Splits `0..<count` kernels across Kernels' threads when ``splitsGEMMs`` (for the kernel
+    /// transforms, which are GEMMs over kernels), else runs it as one range.
+    private func forEachKernelRange(_ count: Int, _ body: (Range<Int>) -> Void) {
+        guard splitsGEMMs else { return body(0..<count) }
+        Parallel.forEach(count, workPerItem: 16 * 9) { body($0) }
     }
 
     /// `workspace` holds ``workspaceCount`` floats.
     func run(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
              workspace: UnsafeMutablePointer<Float>, kernel: Kernel) {
+        withKernelsThreading { runPass(input: input, output: output, bias: bias, workspace: workspace, kernel: kernel) }
+    }
+
+    private func runPass(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
+                         workspace: UnsafeMutablePointer<Float>, kernel: Kernel) {
         transformWeights(kernel, into: workspace)
         forEachGroup(workspace: workspace) { firstImage, images, buffers in
             transformInput(input + firstImage * inputChannels * height * width, images: images,
@@ -191,6 +212,13 @@ struct WinogradF2x3 {
     /// - Parameter weightGradient: `[outputChannels, inputChannels, 3, 3]`, overwritten.
     func weightGradient(input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
                         weightGradient: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>) {
+        withKernelsThreading {
+            weightGradientPass(input: input, outputGradient: outputGradient, weightGradient: weightGradient, workspace: workspace)
+        }
+    }
+
+    private func weightGradientPass(input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
+                                    weightGradient: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>) {
         // dU accumulates in U's place.
         forEachGroup(workspace: workspace) { firstImage, images, buffers in
             transformInput(input + firstImage * inputChannels * height * width, images: images,
@@ -259,10 +287,12 @@ struct WinogradF2x3 {
     /// planes and writes the weight gradient as contiguous streams.
     private func untransformWeightGradient(_ transformed: UnsafePointer<Float>, into weightGradient: UnsafeMutablePointer<Float>) {
         Self.transformMatrix.withUnsafeBufferPointer { matrix in
-            backend.multiply(transposeA: true, transposeB: false,
-                             m: outputChannels * inputChannels, n: 9, k: 16,
-                             alpha: 1, a: transformed, lda: weightPlaneStride, b: matrix.baseAddress!, ldb: 9,
-                             beta: 0, c: weightGradient, ldc: 9)
+            forEachKernelRange(outputChannels * inputChannels) { kernels in
+                backend.multiply(transposeA: true, transposeB: false,
+                                 m: kernels.count, n: 9, k: 16,
+                                 alpha: 1, a: transformed + kernels.lowerBound, lda: weightPlaneStride, b: matrix.baseAddress!, ldb: 9,
+                                 beta: 0, c: weightGradient + kernels.lowerBound * 9, ldc: 9)
+            }
         }
     }
 
@@ -311,10 +341,12 @@ struct WinogradF2x3 {
     private func transformWeights(_ kernel: Kernel, into transformed: UnsafeMutablePointer<Float>) {
         let matrix = kernel.isRotated ? Self.rotatedTransformMatrix : Self.transformMatrix
         matrix.withUnsafeBufferPointer { matrix in
-            backend.multiply(transposeA: false, transposeB: true,
-                             m: 16, n: outputChannels * inputChannels, k: 9,
-                             alpha: 1, a: matrix.baseAddress!, lda: 9, b: kernel.weight, ldb: 9,
-                             beta: 0, c: transformed, ldc: weightPlaneStride)
+            forEachKernelRange(outputChannels * inputChannels) { kernels in
+                backend.multiply(transposeA: false, transposeB: true,
+                                 m: 16, n: kernels.count, k: 9,
+                                 alpha: 1, a: matrix.baseAddress!, lda: 9, b: kernel.weight + kernels.lowerBound * 9, ldb: 9,
+                                 beta: 0, c: transformed + kernels.lowerBound, ldc: weightPlaneStride)
+            }
         }
     }
 
