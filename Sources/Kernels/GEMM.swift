@@ -69,6 +69,12 @@ public enum GEMM {
 
     private static let singleThreadedScopes = Locked<(active: Int, savedThreadCount: Int32)>((0, 1))
 
+    /// OpenBLAS's thread count while no single-threaded scope is open, or nil while one is: what
+    /// a test of the scopes can compare without racing other calls in flight.
+    static var openBLASThreadCountOutsideScopes: Int? {
+        singleThreadedScopes.withLock { $0.active == 0 ? Int(openblas_get_num_threads()) : nil }
+    }
+
     /// OpenBLAS's build description: version, target core, thread model.
     public static var openBLASConfiguration: String {
         guard let configuration = openblas_get_config() else { return "unknown" }
