@@ -147,14 +147,14 @@ struct ConvolutionEngine {
                             (destination + filter * g.outputPlaneSize).update(repeating: bias[filter], count: width)
                         }
                     }
-                    backend.multiply(transposeA: false, transposeB: false,
+                    backend.multiply(splittingAcrossCores: alone, transposeA: false, transposeB: false,
                                      m: filters, n: width, k: g.columnRows,
                                      alpha: 1, a: weight, lda: g.columnRows, b: columns.base, ldb: width,
                                      beta: bias == nil ? 0 : 1, c: destination, ldc: g.outputPlaneSize)
                     return
                 }
                 // Side by side images: GEMM into staging, then each image to its place (+ bias).
-                backend.multiply(transposeA: false, transposeB: false,
+                backend.multiply(splittingAcrossCores: alone, transposeA: false, transposeB: false,
                                  m: filters, n: width, k: g.columnRows,
                                  alpha: 1, a: weight, lda: g.columnRows, b: columns.base, ldb: width,
                                  beta: 0, c: slice.staging!, ldc: width)
@@ -184,7 +184,7 @@ struct ConvolutionEngine {
                 let bandStart = rows.lowerBound * g.outputWidth
                 if isPointwise && block.count == 1 {
                     // The column matrix is the image, so GEMM writes the gradient in place.
-                    backend.multiply(transposeA: true, transposeB: false,
+                    backend.multiply(splittingAcrossCores: alone, transposeA: true, transposeB: false,
                                      m: g.columnRows, n: rows.count * g.outputWidth, k: filters,
                                      alpha: 1, a: weight, lda: g.columnRows,
                                      b: gradient.base, ldb: gradient.leadingDimension,
@@ -193,7 +193,7 @@ struct ConvolutionEngine {
                 }
                 let width = block.count * rows.count * g.outputWidth
                 let columns = slice.columns!
-                backend.multiply(transposeA: true, transposeB: false,
+                backend.multiply(splittingAcrossCores: alone, transposeA: true, transposeB: false,
                                  m: g.columnRows, n: width, k: filters,
                                  alpha: 1, a: weight, lda: g.columnRows, b: gradient.base, ldb: gradient.leadingDimension,
                                  beta: 0, c: columns, ldc: width)
@@ -236,7 +236,7 @@ struct ConvolutionEngine {
             blocking.forEachBlock(of: images) { block, rows in
                 let columns = columnsOf(input, images: block, rows: rows, into: slice.columns, parallel: alone)
                 let gradient = filterSideOf(outputGradient, images: block, rows: rows, into: slice.staging)
-                backend.multiply(transposeA: false, transposeB: true,
+                backend.multiply(splittingAcrossCores: alone, transposeA: false, transposeB: true,
                                  m: filters, n: g.columnRows, k: block.count * rows.count * g.outputWidth,
                                  alpha: 1, a: gradient.base, lda: gradient.leadingDimension,
                                  b: columns.base, ldb: columns.leadingDimension,

@@ -50,7 +50,7 @@ public enum GEMM {
     ///
     /// OpenBLAS's thread count is process-wide, so nested and concurrent scopes share one
     /// count: the first to enter saves the current setting, the last to leave restores it.
-    static func withSingleThreadedOpenBLAS<Result>(_ body: () -> Result) -> Result {
+    static func withSingleThreadedOpenBLAS<Result>(_ body: () throws -> Result) rethrows -> Result {
         singleThreadedScopes.withLock { scopes in
             if scopes.active == 0 {
                 scopes.savedThreadCount = openblas_get_num_threads()
@@ -64,7 +64,7 @@ public enum GEMM {
                 if scopes.active == 0 { openblas_set_num_threads(scopes.savedThreadCount) }
             }
         }
-        return body()
+        return try body()
     }
 
     private static let singleThreadedScopes = Locked<(active: Int, savedThreadCount: Int32)>((0, 1))

@@ -152,8 +152,12 @@ struct WinogradF2x3 {
     /// OpenBLAS's idle worker spins (sched_yield) for a while, against the transforms' threads
     /// — even a small multi-threaded call such as the kernel transform set off ~20% of a
     /// 64-channel layer's time in the scheduler.
+    ///
+    /// OpenBLAS stays single-threaded even with one Kernels thread: its thread count is
+    /// process-wide, and bits must not depend on whether another call's scope is open
+    /// (see ``GEMMBackend/multiply(splittingAcrossCores:transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``).
     private func withKernelsThreading(_ body: () -> Void) {
-        if splitsGEMMs { GEMM.withSingleThreadedOpenBLAS(body) } else { body() }
+        if backend == .openBLAS { GEMM.withSingleThreadedOpenBLAS(body) } else { body() }
     }
 
     /// Runs the 16 independent per-position GEMMs, split across Kernels' threads when

@@ -102,7 +102,24 @@ import Testing
         }
         for (slot, result) in concurrent.enumerated() {
             let index = slot % jobs.count
-            #expect(result == serial[index], "\(jobs[index]) differs when run concurrently (round \(slot / jobs.count))")
+            // A Bool, so a failure names the job instead of printing every bit of it.
+            let matches = result == serial[index]
+            #expect(matches, "\(jobs[index]) differs when run concurrently (round \(slot / jobs.count))")
+        }
+    }
+
+    /// What the test above catches only when calls happen to overlap, made certain: another
+    /// call's single-threaded OpenBLAS scope (which lowers OpenBLAS's process-wide thread count)
+    /// must not change a single bit of this call's results. OpenBLAS on one and on two threads
+    /// rounds differently for some of these shapes, so this fails if any pass leaves its GEMM
+    /// to OpenBLAS's own threading.
+    @Test func resultsDoNotDependOnOpenBLASThreadCount() throws {
+        let jobs = Self.jobs()
+        let outside = try jobs.map { try $0.run() }
+        let inside = try GEMM.withSingleThreadedOpenBLAS { try jobs.map { try $0.run() } }
+        for (index, job) in jobs.enumerated() {
+            let matches = inside[index] == outside[index]
+            #expect(matches, "\(job) differs with OpenBLAS on one thread")
         }
     }
 
