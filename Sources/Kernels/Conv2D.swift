@@ -9,8 +9,9 @@
 /// Stride, padding and dilation are validated at each call; every invalid argument throws a
 /// ``KernelError`` naming it, before anything is computed.
 ///
-/// Memory: one image's column matrix (`C·KH·KW × OH·OW` floats) of scratch per call, none
-/// for 1×1 stride-1 unpadded layers, independent of the batch size.
+/// Memory: per thread, one block's column matrix of scratch per call — `C·KH·KW` rows by a
+/// band of output rows (about 1 MiB, at least 512 columns) or by a few small images side by
+/// side — none for a single-image 1×1 stride-1 unpadded layer; independent of the batch size.
 ///
 /// - Complexity: O(N · F · C · KH · KW · OH · OW) for each of forward, backward-data and
 ///   backward-weight.
@@ -90,9 +91,11 @@ public struct Conv2D: Sendable, Hashable {
     }
 
     /// The scratch memory, in bytes, that one call with these shapes takes from the workspace
-    /// pool: one image's column matrix per thread (plus a partial weight gradient per thread when
-    /// the batch is split), or one group of Winograd tiles for 3×3 stride-1 layers; none for a
-    /// single-image 1×1 stride-1 unpadded layer. Bounded whatever the batch size.
+    /// pool: one block's column matrix per thread (a band of output rows of one image, or a
+    /// few small images side by side; plus a staging matrix when images are grouped and a
+    /// partial weight gradient when the batch is split), or one group of Winograd tiles for
+    /// 3×3 stride-1 layers; none for a single-image 1×1 stride-1 unpadded layer. Bounded
+    /// whatever the batch size.
     public func workspaceByteCount(input: [Int], weight: [Int]) throws -> Int {
         try makeEngine(input: input, weight: weight).workspaceCount * MemoryLayout<Float>.stride
     }

@@ -10,7 +10,8 @@
 /// Output size per axis: `(H − 1)·stride − 2·padding + dilation·(K − 1) + outputPadding + 1`.
 /// `outputPadding` must be smaller than the stride or the dilation (as in PyTorch).
 ///
-/// Memory: one output image's column matrix of scratch per call, independent of the batch.
+/// Memory: per thread, one block of an output image's column matrix (see ``Conv2D``) of
+/// scratch per call, independent of the batch.
 ///
 /// - Complexity: O(N · Cin · Cout · KH · KW · H · W) for each pass.
 public struct ConvTranspose2D: Sendable, Hashable {

@@ -61,7 +61,8 @@ struct ConvolutionEngine {
     /// OpenBLAS and serial im2col/col2im on its own workspace slice: measured faster than
     /// image-by-image two-thread calls, whose idle OpenBLAS workers spin against Kernels' own
     /// threads between GEMMs. Other backends, and a single image, use one thread here and
-    /// parallelize inside each call instead.
+    /// parallelize inside each call instead (im2col/col2im by rows or channels, an OpenBLAS
+    /// GEMM by blocks of columns on Kernels' threads: ``GEMMBackend/multiply(splittingAcrossCores:transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``).
     var imageWorkers: Int {
         backend == .openBLAS ? Parallel.chunkCount(geometry.batch, workPerItem: imageWork) : 1
     }

@@ -33,7 +33,7 @@ struct ConvSection {
             "  the same run right after the pass, each in its own warmed-up block, on \(threads) threads",
             "  (forward: F×OH·OW×C·KH·KW; backward-input: Wᵀ·dY; backward-weight: dY·colsᵀ).",
             "  Above 100%: 3×3 stride-1 layers with ≥ 16 channels run Winograd F(2×2, 3×3), 2.25× fewer multiplies than that GEMM.",
-            "workspace = Conv2D.workspaceByteCount: scratch per call (one image's column matrix, or one group of Winograd tiles),",
+            "workspace = Conv2D.workspaceByteCount: scratch per call (one block's column matrix per thread, or one group of Winograd tiles),",
             "  bounded whatever N; output tensors not counted.",
         ]
         report.table(table)
