@@ -107,19 +107,24 @@ struct ConvolutionEngine {
     }
 
     /// Runs `body(images, slice, alone)` over the batch: once on the calling thread (`alone`:
-    /// OpenBLAS and the kernels may use every core), or on one run of images per thread with
-    /// OpenBLAS single-threaded, each with its own workspace slice.
+    /// each step spreads over every core itself), or on one run of images per thread, each with
+    /// its own workspace slice. Either way OpenBLAS is single-threaded for the whole pass, set
+    /// once here rather than around each block's GEMM.
     private func forEachImageRun(workspace: UnsafeMutablePointer<Float>?,
                                  _ body: (_ images: Range<Int>, _ slice: Slice, _ alone: Bool) -> Void) {
+        guard backend == .openBLAS else { return runImages(workspace: workspace, body) }
+        GEMM.withSingleThreadedOpenBLAS { runImages(workspace: workspace, body) }
+    }
+
+    private func runImages(workspace: UnsafeMutablePointer<Float>?,
+                           _ body: (_ images: Range<Int>, _ slice: Slice, _ alone: Bool) -> Void) {
         guard imageWorkers > 1 else {
             body(0..<geometry.batch, slice(at: workspace), true)
             return
         }
         let sliceCount = sliceCount
-        GEMM.withSingleThreadedOpenBLAS {
-            Parallel.forEachChunk(geometry.batch, workPerItem: imageWork) { chunk, images in
-                body(images, slice(at: workspace.map { $0 + chunk * sliceCount }), false)
-            }
+        Parallel.forEachChunk(geometry.batch, workPerItem: imageWork) { chunk, images in
+            body(images, slice(at: workspace.map { $0 + chunk * sliceCount }), false)
         }
     }
 

@@ -21,6 +21,8 @@ extension GEMMBackend {
             return multiply(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
                             alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
         }
+        // Callers on a hot path already hold a scope (nested ones only count); this one makes
+        // the function safe on its own.
         GEMM.withSingleThreadedOpenBLAS {
             if n >= m {
                 GEMMBlocks.forEach(n, otherSide: m, depth: k) { columns in
@@ -44,8 +46,9 @@ extension GEMMBackend {
 }
 
 /// How ``GEMMBackend/multiply(splittingAcrossCores:transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``
-/// cuts one side of a product: one block per thread, block edges on multiples of 16 (OpenBLAS's
-/// widest micro-kernel edge on AVX-512) so no block ends in a ragged micro-tile but the last.
+/// cuts one side of a product: one block per thread, block edges on multiples of 16 (a multiple
+/// of OpenBLAS's sgemm micro-kernel edges on x86-64) so no block ends in a ragged micro-tile but
+/// the last.
 enum GEMMBlocks {
     static let alignment = 16
 
