@@ -71,8 +71,12 @@ struct WinogradF2x3 {
 
     /// Tiles per GEMM we aim for: below about this many columns OpenBLAS loses efficiency.
     static let targetTilesPerGroup = 2048
-    /// Cap on `V` + `M` floats per group (64 MiB).
-    static let maximumGroupFloats = 16 << 20
+    /// Cap on `V` + `M` floats per group (24 MiB). Wide layers reach it long before 2048 tiles
+    /// (resnet-c4, 256 → 256 channels on 14×14: 13 images, where 2048 tiles would be 37 images
+    /// and 64 MiB), so their workspace stops growing at a batch of 13 instead of growing with
+    /// every image up to 37. 16 MiB was measured too small: resnet-c2's groups fell from 3 to
+    /// 2 images and its backward-data pass got slower.
+    static let maximumGroupFloats = 6 << 20
 
     init(batch: Int, inputChannels: Int, height: Int, width: Int, outputChannels: Int, padding: Size2D, backend: GEMMBackend) {
         self.batch = batch

@@ -144,4 +144,33 @@ import Testing
         #expect(g.weight.scalars == [Float](repeating: 0, count: 54))
         #expect(g.bias.scalars == [0, 0, 0])
     }
+
+    /// Issue #4: doubling the batch must not double a call's scratch memory. Every path (bands,
+    /// image groups, split batches, Winograd groups) must level off: from batch 8 on, each
+    /// doubling adds less than the workspace already held, and from 32 on (64 for 4×4 outputs,
+    /// grouped 32 images per thread so GEMM gets 512 columns) it adds nothing
+    /// (Winograd groups of 2048 tiles alone would keep resnet-c4 growing up to 37 images).
+    @Test(arguments: [
+        ([64, 64, 32, 32], [64, 64, 3, 3], 1, 1, 32),     // cifar-64: Winograd, 2048-tile groups
+        ([8, 64, 56, 56], [64, 64, 3, 3], 1, 1, 32),      // resnet-c2: Winograd, 3 images a group
+        ([8, 256, 14, 14], [256, 256, 3, 3], 1, 1, 32),   // resnet-c4: Winograd capped by bytes
+        ([8, 64, 56, 56], [128, 64, 3, 3], 2, 1, 32),     // resnet-c3s2: im2col per image
+        ([8, 256, 56, 56], [64, 256, 1, 1], 1, 0, 32),    // resnet-1x1: pointwise
+        ([8, 512, 7, 7], [512, 512, 3, 3], 1, 1, 32),     // tiny planes: Winograd capped by bytes
+        ([8, 64, 7, 7], [64, 64, 3, 3], 2, 1, 64),        // 4×4 outputs: im2col groups of 32 images per thread
+        ([8, 3, 224, 224], [64, 3, 7, 7], 2, 3, 32),      // 7×7 stem
+        ([100, 1, 28, 28], [30, 1, 5, 5], 1, 0, 32),      // dlfs-simpleconv
+    ])
+    func workspaceLevelsOffAsTheBatchGrows(input: [Int], weight: [Int], stride: Int, padding: Int, flatFrom: Int) throws {
+        let conv = Conv2D(stride: Size2D(stride), padding: Size2D(padding))
+        func workspace(batch: Int) throws -> Int {
+            try conv.workspaceByteCount(input: [batch] + input.dropFirst(), weight: weight)
+        }
+        for batch in [8, 16, 32, 64] {
+            let (single, double) = (try workspace(batch: batch), try workspace(batch: 2 * batch))
+            #expect(double < 2 * single || single == 0, "batch \(batch) → \(2 * batch): \(single) → \(double) bytes")
+        }
+        #expect(try workspace(batch: 2 * flatFrom) == workspace(batch: flatFrom))
+        #expect(try workspace(batch: 1024) == workspace(batch: flatFrom))
+    }
 }
