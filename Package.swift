@@ -14,9 +14,12 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
         ),
+        // AVX2 + FMA micro-kernels in C, compiled for those instructions per function and
+        // dispatched at run time, since a versioned package cannot pass -mavx2 to Swift.
+        .target(name: "KernelsSIMD"),
         .target(
             name: "Kernels",
-            dependencies: ["CBLAS"]
+            dependencies: ["CBLAS", "KernelsSIMD"]
         ),
         .testTarget(
             name: "KernelsTests",

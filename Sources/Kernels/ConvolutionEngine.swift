@@ -6,8 +6,10 @@
 /// other side (`batch × filters × outputHeight × outputWidth`), and the weight is
 /// `filters × geometry.columnRows`, row-major. Buffers are assumed valid: callers validate.
 ///
-/// Three algorithms, chosen by shape:
+/// Four algorithms, chosen by shape:
 /// - 3×3 stride-1 with enough channels: Winograd F(2×2, 3×3) for all passes (``WinogradF2x3``).
+/// - few input channels, or a 5×5+ stride-1 kernel with few filters; forward only, on AVX2
+///   CPUs: a direct convolution (``DirectConvolution``).
 /// - 1×1 stride-1 unpadded: the image is its own column matrix; each pass is a plain GEMM.
 /// - anything else: im2col + GEMM.
 ///
@@ -33,6 +35,14 @@ struct ConvolutionEngine {
     /// F(2×2, 3×3) (see ``WinogradF2x3``).
     var usesWinograd: Bool { WinogradF2x3.applies(to: geometry, filters: filters) }
 
+    /// Few input channels (an RGB stem, MNIST) or a large stride-1 kernel with few filters: the
+    /// forward pass runs the AVX2 direct kernel instead of im2col + GEMM (see
+    /// ``DirectConvolution``). The backward passes stay on im2col + GEMM.
+    var forwardDirect: DirectConvolution? {
+        DirectConvolution.applies(to: geometry, filters: filters, backend: backend)
+            ? DirectConvolution(geometry: geometry, filters: filters) : nil
+    }
+
     /// The forward pass as a Winograd convolution: image side in, filter side out.
     var forwardWinograd: WinogradF2x3 {
         let g = geometry
@@ -53,7 +63,7 @@ struct ConvolutionEngine {
     /// whole backward call).
     var workspaceCount: Int {
         if usesWinograd { return max(forwardWinograd.workspaceCount, backwardDataWinograd.workspaceCount) }
-        return imageWorkers * sliceCount
+        return max(imageWorkers * sliceCount, forwardDirect?.workspaceCount ?? 0)
     }
 
     /// Threads the im2col and pointwise passes split the batch across. With OpenBLAS and more
@@ -138,6 +148,10 @@ struct ConvolutionEngine {
         if usesWinograd {
             forwardWinograd.run(input: input, output: output, bias: bias, workspace: workspace!,
                                 kernel: .forward(weight))
+            return
+        }
+        if let direct = forwardDirect {
+            direct.forward(input: input, weight: weight, bias: bias, output: output, workspace: workspace!)
             return
         }
         let blocking = blocking

@@ -1,0 +1,190 @@
+import KernelsSIMD
+
+/// Forward convolution without im2col or GEMM, for layers with few input channels (an RGB
+/// stem, MNIST's one channel) and for large stride-1 kernels with few filters: an AVX2 + FMA
+/// micro-kernel computes 6 filters × 16 output columns at a time (12 accumulator registers),
+/// loading each input vector once for all six filters.
+///
+/// Why: with `C·KH·KW` of 25 or 27, OpenBLAS's sgemm spends most of its time packing and
+/// storing (the product has only 25 multiply-adds per output), and im2col writes 25 copies of
+/// the image first; a 5×5 or 7×7 kernel makes im2col write the image 25 or 49 times over. The
+/// shapes where it wins were measured (see ``applies(to:filters:backend:)``).
+///
+/// Each image is first copied into a zero-padded buffer whose rows are split by column phase
+/// (`x mod stride`), so for every kernel tap, consecutive output columns read consecutive
+/// floats whatever the stride or dilation, and no tap needs a bounds check.
+///
+/// Used only where the CPU has AVX2 and FMA (checked at run time; the micro-kernel is compiled
+/// for them with a function attribute) and the backend is OpenBLAS: the pure-Swift backends
+/// keep their whole pipeline in Swift.
+///
+/// - Complexity: O(N · F · C·KH·KW · OH·OW) multiply-adds, plus one padded copy per image.
+struct DirectConvolution {
+    let geometry: ConvGeometry
+    let filters: Int
+
+    /// Whether this CPU and OS run the AVX2 + FMA micro-kernel (read once).
+    static let isSupported: Bool = kernels_simd_has_avx2_fma()
+
+    /// Whether the direct kernel beats im2col + OpenBLAS on this forward pass. Measured on a
+    /// 2-core AMD EPYC (minimum of 4 alternating runs each, `Benchmarks/README.md`):
+    /// - ≤ 4 input channels (≤ 160 taps), any stride: sgemm's inner dimension of 25–147 is too
+    ///   short for it (dlfs 100×1×28×28 → 30 5×5: 1.41 → 0.61 ms; 64×3×32×32 → 16 3×3:
+    ///   0.73 → 0.43 ms; 8×3×224×224 → 64 7×7 stride 2: 11.4 → 10.5 ms).
+    /// - stride 1, a 5×5 or larger kernel, ≤ 64 filters, ≤ 1024 taps: im2col would write the
+    ///   image 25+ times over and sgemm has few rows (8×32×64×64 → 32 5×5: 12.9 → 10.0 ms;
+    ///   → 64: 22.1 → 18.3 ms; 8×16×64×64 → 16 7×7: 8.4 → 5.9 ms).
+    /// Not chosen: 3×3 stride 2 with 32–128 channels, where sgemm runs at 150+ GFLOP/s
+    /// (8×64×56×56 → 128: 5.75 → 7.45 ms direct).
+    static func applies(to g: ConvGeometry, filters: Int, backend: GEMMBackend) -> Bool {
+        guard backend == .openBLAS, isSupported, g.stride.width <= maximumStride else { return false }
+        let fewChannels = g.channels <= 4 && g.columnRows <= 160
+        let largeStrideOneKernel = g.stride == 1 && g.kernel.height * g.kernel.width >= 25
+            && filters <= 64 && g.columnRows <= 1024
+        guard fewChannels || largeStrideOneKernel else { return false }
+        // The padded copy is about (H + 2p)·(W + 2p) per channel: with padding far beyond the
+        // image it could dwarf the image (or overflow), so such layers stay on im2col.
+        let direct = DirectConvolution(geometry: g, filters: filters)
+        let (rows, rowOverflow) = direct.paddedHeight.multipliedReportingOverflow(by: direct.rowStride)
+        let (image, imageOverflow) = rows.multipliedReportingOverflow(by: g.channels)
+        return !rowOverflow && !imageOverflow && image <= maximumPaddedImageFloats
+    }
+
+    /// Column phases a padded row is split into at most (one per stride step).
+    static let maximumStride = 8
+    /// Largest padded copy of one image (64 MiB): far above any real layer's.
+    static let maximumPaddedImageFloats = 1 << 24
+
+    private var filterBlock: Int { Int(KERNELS_DIRECT_FILTER_BLOCK) }
+    private var filterBlocks: Int { (filters + filterBlock - 1) / filterBlock }
+
+    /// Padded input rows and columns the outputs actually read (trailing padding that no window
+    /// reaches is left out).
+    private var paddedHeight: Int {
+        let g = geometry
+        return (g.outputHeight - 1) * g.stride.height + (g.kernel.height - 1) * g.dilation.height + 1
+    }
+    private var paddedWidth: Int {
+        let g = geometry
+        return (g.outputWidth - 1) * g.stride.width + (g.kernel.width - 1) * g.dilation.width + 1
+    }
+
+    /// Floats of one column phase of a padded row: its pixels plus the kernel's overrun room.
+    private var phaseLength: Int {
+        (paddedWidth + geometry.stride.width - 1) / geometry.stride.width + Int(KERNELS_DIRECT_ROW_SLACK)
+    }
+    private var rowStride: Int { geometry.stride.width * phaseLength }
+    private var planeStride: Int { paddedHeight * rowStride }
+    private var paddedImageCount: Int { geometry.channels * planeStride }
+    private var packedWeightCount: Int { filterBlocks * geometry.columnRows * filterBlock }
+
+    /// Threads that each take a run of whole images (each with its own padded copy); with
+    /// fewer images than cores, one copy at a time and the rows split across cores instead.
+    private var imageWorkers: Int {
+        Parallel.chunkCount(geometry.batch, workPerItem: filters * geometry.columnsPerImage)
+    }
+
+    /// Floats of workspace: the packed weights and one padded image per thread.
+    var workspaceCount: Int { packedWeightCount + max(1, imageWorkers) * paddedImageCount }
+
+    /// `output[n] = conv(input[n], weight) + bias` for every image; `workspace` holds
+    /// ``workspaceCount`` floats.
+    func forward(input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                 output: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>) {
+        let g = geometry
+        let packedWeights = workspace
+        packWeights(weight, into: packedWeights)
+        let paddedImages = workspace + packedWeightCount
+        let taps = tapOffsets()
+        let outputImageSize = filters * g.outputPlaneSize
+        taps.withUnsafeBufferPointer { taps in
+            func convolve(_ padded: UnsafePointer<Float>, image: Int, rows: Range<Int>) {
+                kernels_direct_convolution_avx2(padded, rowStride, g.stride.height, taps.baseAddress!, taps.count,
+                                                packedWeights, bias, filters, output + image * outputImageSize,
+                                                g.outputHeight, g.outputWidth, rows.lowerBound, rows.upperBound)
+            }
+            if imageWorkers > 1 {
+                Parallel.forEachChunk(g.batch, workPerItem: filters * g.columnsPerImage) { chunk, images in
+                    let padded = paddedImages + chunk * paddedImageCount
+                    for image in images {
+                        pad(input + image * g.imageSize, into: padded)
+                        convolve(padded, image: image, rows: 0..<g.outputHeight)
+                    }
+                }
+            } else {
+                for image in 0..<g.batch {
+                    pad(input + image * g.imageSize, into: paddedImages)
+                    Parallel.forEach(g.outputHeight, workPerItem: filters * g.columnRows * g.outputWidth) { rows in
+                        convolve(paddedImages, image: image, rows: rows)
+                    }
+                }
+            }
+        }
+    }
+
+    /// `packed[block][tap][f] = weight[block·4 + f][tap]`, zero for filters past the last: the
+    /// four weights one input vector meets are adjacent.
+    private func packWeights(_ weight: UnsafePointer<Float>, into packed: UnsafeMutablePointer<Float>) {
+        let taps = geometry.columnRows
+        packed.update(repeating: 0, count: packedWeightCount)
+        for filter in 0..<filters {
+            let (block, lane) = filter.quotientAndRemainder(dividingBy: filterBlock)
+            let destination = packed + block * taps * filterBlock + lane
+            let source = weight + filter * taps
+            for tap in 0..<taps { destination[tap * filterBlock] = source[tap] }
+        }
+    }
+
+    /// For each tap `(c, kh, kw)` in weight order, the offset in the padded image of the input
+    /// that output `(0, 0)` reads; output `(oh, ow)` reads it plus `oh·strideH·rowStride + ow`.
+    private func tapOffsets() -> [Int] {
+        let g = geometry
+        var offsets: [Int] = []
+        offsets.reserveCapacity(g.columnRows)
+        for channel in 0..<g.channels {
+            for kh in 0..<g.kernel.height {
+                for kw in 0..<g.kernel.width {
+                    let (column, phase) = (kw * g.dilation.width).quotientAndRemainder(dividingBy: g.stride.width)
+                    offsets.append(channel * planeStride + kh * g.dilation.height * rowStride + phase * phaseLength + column)
+                }
+            }
+        }
+        return offsets
+    }
+
+    /// Copies one image into the zero-padded, phase-split layout (see the type's summary):
+    /// padded pixel `(c, y, x)` goes to `c·planeStride + y·rowStride + (x mod s)·phaseLength + x / s`.
+    private func pad(_ image: UnsafePointer<Float>, into padded: UnsafeMutablePointer<Float>) {
+        let g = geometry
+        let (stride, phaseLength, rowStride, paddedWidth) = (g.stride.width, phaseLength, rowStride, paddedWidth)
+        for channel in 0..<g.channels {
+            let plane = image + channel * g.inputPlaneSize
+            for y in 0..<paddedHeight {
+                let row = padded + channel * planeStride + y * rowStride
+                let inputRow = y - g.padding.height
+                guard (0..<g.height).contains(inputRow) else {
+                    row.update(repeating: 0, count: rowStride)
+                    continue
+                }
+                let source = plane + inputRow * g.width
+                for phase in 0..<stride {
+                    // Phase index i holds padded column i·s + phase, the input pixel i·s + phase − pW.
+                    let destination = row + phase * phaseLength
+                    let used = max(0, (paddedWidth - phase + stride - 1) / stride)
+                    let valid = validOutputRange(outputLength: used, stride: stride, offset: phase - g.padding.width,
+                                                 inputLength: g.width)
+                    destination.update(repeating: 0, count: valid.lowerBound)
+                    let first = source + valid.lowerBound * stride + phase - g.padding.width
+                    if stride == 1 {
+                        (destination + valid.lowerBound).update(from: first, count: valid.count)
+                    } else if stride == 2 {
+                        VectorOperations.copyEvenElements(first, to: destination + valid.lowerBound, count: valid.count)
+                    } else {
+                        for index in 0..<valid.count { destination[valid.lowerBound + index] = first[index * stride] }
+                    }
+                    (destination + valid.upperBound).update(repeating: 0, count: phaseLength - valid.upperBound)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,37 @@
+// AVX2 + FMA micro-kernels for the convolutions OpenBLAS's sgemm runs slowly: few input
+// channels, where the GEMM's inner dimension (C·KH·KW) is too short to amortize its packing.
+//
+// They are compiled for AVX2 + FMA with a function attribute, not with a target-wide
+// -mavx2 (SwiftPM forbids unsafe flags in versioned packages), and called only when
+// kernels_simd_has_avx2_fma() says the CPU and the OS support them; the Swift side falls back to
+// im2col + GEMM otherwise.
+#ifndef KERNELS_SIMD_H
+#define KERNELS_SIMD_H
+
+#include <stdbool.h>
+
+/// Filters computed together: each input vector loaded feeds this many accumulators.
+#define KERNELS_DIRECT_FILTER_BLOCK 6
+/// Floats a kernel may read past the last input an output column uses: the rest of its last
+/// 8-float vector (lanes that are never stored). Each padded phase row needs this much room.
+#define KERNELS_DIRECT_ROW_SLACK 8
+
+/// Whether the CPU has AVX2 and FMA and the OS saves YMM registers (CPUID + XGETBV).
+bool kernels_simd_has_avx2_fma(void);
+
+/// Direct convolution of one prepared image, for output rows [rowBegin, rowEnd).
+///
+/// `padded` holds the image zero-padded and split by column phase: pixel (c, y, x) of the padded
+/// image is at `padded[c·planeStride + y·rowStride + (x mod strideW)·phaseLength + x / strideW]`,
+/// so for any kernel tap the inputs of consecutive output columns are consecutive floats.
+/// `taps` holds, for each (c, kh, kw) in weight order, the offset of the input that output (0, 0)
+/// reads. `packedWeights` is `[ceil(filters/6)][taps][6]` (missing filters zero).
+/// `output` is `[filters][outputHeight][outputWidth]`; `bias` may be NULL.
+/// Requires kernels_simd_has_avx2_fma().
+void kernels_direct_convolution_avx2(const float *padded, long rowStride, long strideH,
+                                     const long *taps, long tapCount,
+                                     const float *packedWeights, const float *bias, long filters,
+                                     float *output, long outputHeight, long outputWidth,
+                                     long rowBegin, long rowEnd);
+
+#endif

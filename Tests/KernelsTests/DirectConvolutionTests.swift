@@ -1,0 +1,110 @@
+import Testing
+@testable import Kernels
+
+/// The AVX2 direct kernel takes the forward pass of layers with ≤ 4 input channels and ≤ 160
+/// taps, and of stride-1 layers with a 5×5 or larger kernel and ≤ 64 filters. These cases are built to land on it and to hit every edge of its layout: output widths
+/// around its 8- and 24-column blocks, filter counts around its 4-filter blocks, strides 1–3
+/// (column phases), dilation, asymmetric and large padding, one image (rows split across cores)
+/// and several (images split across cores). Each is compared with the float64 reference.
+@Suite struct DirectConvolutionTests {
+    struct Case: CustomStringConvertible {
+        var input: [Int]
+        var filters: Int
+        var kernel: Size2D
+        var stride = Size2D(1)
+        var padding = Size2D(0)
+        var dilation = Size2D(1)
+        var description: String { "\(input) → \(filters) k\(kernel) s\(stride) p\(padding) d\(dilation)" }
+    }
+
+    static func cases() -> [Case] {
+        var result: [Case] = [
+            Case(input: [100, 1, 28, 28], filters: 30, kernel: 5),                        // dlfs-simpleconv
+            Case(input: [2, 3, 32, 32], filters: 16, kernel: 3, padding: 1),              // 24 + 8 columns
+            Case(input: [1, 3, 40, 46], filters: 5, kernel: 7, stride: 2, padding: 3),    // stem-like, 23 columns
+            Case(input: [3, 2, 9, 57], filters: 9, kernel: 3, stride: 3, padding: 2),     // three phases
+            Case(input: [1, 4, 11, 30], filters: 4, kernel: Size2D(height: 2, width: 5), dilation: Size2D(height: 3, width: 2)),
+            Case(input: [2, 1, 1, 1], filters: 1, kernel: 1),                             // one pixel, one lane
+            Case(input: [1, 1, 3, 4], filters: 3, kernel: 3, padding: Size2D(height: 4, width: 5)), // padding beyond the image
+            Case(input: [2, 3, 17, 25], filters: 7, kernel: Size2D(height: 1, width: 3), stride: Size2D(height: 2, width: 1),
+                 padding: Size2D(height: 0, width: 1)),
+            Case(input: [1, 32, 9, 21], filters: 64, kernel: 5, padding: 2),             // 5×5, many channels
+            Case(input: [1, 16, 12, 20], filters: 17, kernel: 7, padding: 3),            // 7×7 (784 taps)
+            Case(input: [3, 9, 10, 14], filters: 11, kernel: Size2D(height: 5, width: 6), padding: Size2D(height: 1, width: 0),
+                 dilation: Size2D(height: 1, width: 2)),
+        ]
+        var generator = SeededGenerator(seed: 61)
+        for _ in 0..<12 {
+            let kernel = Size2D(height: Int.random(in: 1...5, using: &generator), width: Int.random(in: 1...5, using: &generator))
+            let stride = Size2D(height: Int.random(in: 1...3, using: &generator), width: Int.random(in: 1...3, using: &generator))
+            let dilation = Size2D(height: Int.random(in: 1...2, using: &generator), width: Int.random(in: 1...2, using: &generator))
+            let padding = Size2D(height: Int.random(in: 0...3, using: &generator), width: Int.random(in: 0...3, using: &generator))
+            let height = max(1, dilation.height * (kernel.height - 1) + 1 - 2 * padding.height) + Int.random(in: 0...20, using: &generator)
+            let width = max(1, dilation.width * (kernel.width - 1) + 1 - 2 * padding.width) + Int.random(in: 0...60, using: &generator)
+            result.append(Case(input: [Int.random(in: 1...3, using: &generator), Int.random(in: 1...4, using: &generator), height, width],
+                               filters: Int.random(in: 1...13, using: &generator), kernel: kernel,
+                               stride: stride, padding: padding, dilation: dilation))
+        }
+        return result
+    }
+
+    func layer(_ c: Case) -> Conv2D { Conv2D(stride: c.stride, padding: c.padding, dilation: c.dilation) }
+
+    func weightShape(_ c: Case) -> [Int] { [c.filters, c.input[1], c.kernel.height, c.kernel.width] }
+
+    @Test func casesReallyTakeTheDirectPath() throws {
+        try #require(DirectConvolution.isSupported, "this suite needs an AVX2 + FMA CPU, which every CI machine has")
+        for c in Self.cases() {
+            let engine = try layer(c).makeEngine(input: c.input, weight: weightShape(c))
+            #expect(engine.forwardDirect != nil, "\(c)")
+        }
+    }
+
+    @Test func forwardMatchesTheReference() throws {
+        var generator = SeededGenerator(seed: 62)
+        for c in Self.cases() {
+            let x = Tensor.random(c.input, using: &generator)
+            let w = Tensor.random(weightShape(c), using: &generator)
+            let b = Tensor.random([c.filters], using: &generator)
+            let params = Reference.Params(stride: c.stride, padding: c.padding, dilation: c.dilation)
+            let expected = Reference.conv2d(x, w, nil, params)
+            let y = try layer(c).forward(x, weight: w)
+            #expect(y.shape == expected.shape, "\(c)")
+            #expect(relativeError(y.scalars, expected.values) <= 2e-4, "\(c)")
+            // With a bias: the same sums plus each filter's bias (the kernel adds it at the end).
+            let plane = expected.shape[2] * expected.shape[3]
+            let expectedWithBias = expected.values.enumerated().map { index, value in
+                value + Double(b.scalars[(index / plane) % c.filters])
+            }
+            let biased = try layer(c).forward(x, weight: w, bias: b)
+            #expect(relativeError(biased.scalars, expectedWithBias) <= 2e-4, "\(c) with bias")
+        }
+    }
+
+    @Test func forwardEqualsTheIm2ColPath() throws {
+        // The pure-Swift backend never takes the direct path: same sums, another order.
+        var generator = SeededGenerator(seed: 63)
+        for c in Self.cases().prefix(8) {
+            let x = Tensor.random(c.input, using: &generator)
+            let w = Tensor.random(weightShape(c), using: &generator)
+            var im2colLayer = layer(c)
+            im2colLayer.backend = .swiftBlocked
+            #expect(try im2colLayer.makeEngine(input: c.input, weight: w.shape).forwardDirect == nil)
+            let direct = try layer(c).forward(x, weight: w)
+            let im2col = try im2colLayer.forward(x, weight: w)
+            #expect(relativeError(direct.scalars, im2col.scalars) <= 1e-5, "\(c)")
+        }
+    }
+
+    @Test func otherLayersKeepTheirAlgorithms() throws {
+        // Small kernels with 5+ channels, stride-2 3×3 layers, large kernels with many filters
+        // or taps, and strides beyond the phase split stay on im2col + GEMM (or Winograd).
+        let conv = Conv2D(padding: 1)
+        #expect(try conv.makeEngine(input: [1, 5, 8, 8], weight: [4, 5, 3, 3]).forwardDirect == nil)
+        #expect(try Conv2D(stride: 2, padding: 1).makeEngine(input: [1, 64, 9, 9], weight: [128, 64, 3, 3]).forwardDirect == nil)
+        #expect(try conv.makeEngine(input: [1, 32, 9, 9], weight: [65, 32, 5, 5]).forwardDirect == nil)
+        #expect(try conv.makeEngine(input: [1, 48, 9, 9], weight: [8, 48, 5, 5]).forwardDirect == nil)
+        #expect(try Conv2D(stride: 2).makeEngine(input: [1, 8, 20, 20], weight: [8, 8, 5, 5]).forwardDirect == nil)
+        #expect(try Conv2D(stride: 9).makeEngine(input: [1, 1, 20, 20], weight: [4, 1, 1, 1]).forwardDirect == nil)
+    }
+}
