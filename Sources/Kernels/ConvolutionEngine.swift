@@ -8,8 +8,9 @@
 ///
 /// Four algorithms, chosen by shape:
 /// - 3×3 stride-1 with enough channels: Winograd F(2×2, 3×3) for all passes (``WinogradF2x3``).
-/// - few input channels, or a 5×5+ stride-1 kernel with few filters; forward only, on AVX2
-///   CPUs: a direct convolution (``DirectConvolution``).
+/// - few input channels, or a 5×5+ stride-1 kernel with few filters, on AVX2 CPUs: a direct
+///   convolution (``DirectConvolution``) for the forward pass, and for the backward-data pass of
+///   stride-1 layers where the rotated kernel qualifies too.
 /// - 1×1 stride-1 unpadded: the image is its own column matrix; each pass is a plain GEMM.
 /// - anything else: im2col + GEMM.
 ///
@@ -37,10 +38,28 @@ struct ConvolutionEngine {
 
     /// Few input channels (an RGB stem, MNIST) or a large stride-1 kernel with few filters: the
     /// forward pass runs the AVX2 direct kernel instead of im2col + GEMM (see
-    /// ``DirectConvolution``). The backward passes stay on im2col + GEMM.
+    /// ``DirectConvolution``). The weight gradient stays on im2col + GEMM.
     var forwardDirect: DirectConvolution? {
         DirectConvolution.applies(to: geometry, filters: filters, backend: backend)
             ? DirectConvolution(geometry: geometry, filters: filters) : nil
+    }
+
+    /// Stride-1 layers whose backward-data pass the direct kernel runs: that pass is a forward
+    /// convolution of the output gradient (`filters` channels) with each kernel rotated by 180°
+    /// and the channel axes swapped, padded by `d·(k − 1) − p` (as Winograd's backward pass).
+    var backwardDataDirect: DirectConvolution? {
+        let g = geometry
+        guard g.stride == 1, !usesWinograd else { return nil }
+        let padding = Size2D(height: g.dilation.height * (g.kernel.height - 1) - g.padding.height,
+                             width: g.dilation.width * (g.kernel.width - 1) - g.padding.width)
+        // Padding beyond the kernel's reach, or a transposed layer's output padding, leave the
+        // rotated convolution's output a different size from the image: those stay on col2im.
+        guard padding.height >= 0, padding.width >= 0,
+              let rotated = try? ConvGeometry(batch: g.batch, channels: filters, height: g.outputHeight, width: g.outputWidth,
+                                              kernel: g.kernel, padding: padding, dilation: g.dilation),
+              rotated.outputHeight == g.height, rotated.outputWidth == g.width,
+              DirectConvolution.applies(to: rotated, filters: g.channels, backend: backend) else { return nil }
+        return DirectConvolution(geometry: rotated, filters: g.channels)
     }
 
     /// The forward pass as a Winograd convolution: image side in, filter side out.
@@ -63,7 +82,8 @@ struct ConvolutionEngine {
     /// whole backward call).
     var workspaceCount: Int {
         if usesWinograd { return max(forwardWinograd.workspaceCount, backwardDataWinograd.workspaceCount) }
-        return max(imageWorkers * sliceCount, forwardDirect?.workspaceCount ?? 0)
+        return max(imageWorkers * sliceCount, forwardDirect?.workspaceCount ?? 0,
+                   backwardDataDirect.map { filters * geometry.columnRows + $0.workspaceCount } ?? 0)
     }
 
     /// Threads the im2col and pointwise passes split the batch across. With OpenBLAS and more
@@ -197,6 +217,13 @@ struct ConvolutionEngine {
                                      kernel: .backwardData(weight))
             return
         }
+        if let direct = backwardDataDirect {
+            let rotatedWeight = workspace!
+            rotateKernels(weight, into: rotatedWeight)
+            direct.forward(input: outputGradient, weight: rotatedWeight, bias: nil, output: inputGradient,
+                           workspace: rotatedWeight + filters * g.columnRows)
+            return
+        }
         let blocking = blocking
         forEachImageRun(workspace: workspace) { images, slice, alone in
             blocking.forEachBlock(of: images) { block, rows in
@@ -230,6 +257,20 @@ struct ConvolutionEngine {
                     col2im(columns: imageColumns, geometry: g, image: destination,
                            outputRows: rows, leadingDimension: width, parallel: alone)
                 }
+            }
+        }
+    }
+
+    /// `rotated[c][f][kh][kw] = weight[f][c][KH − 1 − kh][KW − 1 − kw]`: the kernel of the
+    /// backward-data pass as a forward convolution.
+    private func rotateKernels(_ weight: UnsafePointer<Float>, into rotated: UnsafeMutablePointer<Float>) {
+        let g = geometry
+        let taps = g.kernel.height * g.kernel.width
+        for filter in 0..<filters {
+            for channel in 0..<g.channels {
+                let source = weight + (filter * g.channels + channel) * taps
+                let destination = rotated + (channel * filters + filter) * taps
+                for tap in 0..<taps { destination[tap] = source[taps - 1 - tap] }
             }
         }
     }

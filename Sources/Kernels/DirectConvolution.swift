@@ -31,7 +31,7 @@ struct DirectConvolution {
     /// - ≤ 4 input channels (≤ 160 taps), any stride: sgemm's inner dimension of 25–147 is too
     ///   short for it (dlfs 100×1×28×28 → 30 5×5: 1.41 → 0.61 ms; 64×3×32×32 → 16 3×3:
     ///   0.73 → 0.43 ms; 8×3×224×224 → 64 7×7 stride 2: 11.4 → 10.5 ms).
-    /// - stride 1, a 5×5 or larger kernel, ≤ 64 filters, ≤ 1024 taps: im2col would write the
+    /// - stride 1, a 5×5 or larger kernel, 8–64 filters, ≤ 1024 taps: im2col would write the
     ///   image 25+ times over and sgemm has few rows (8×32×64×64 → 32 5×5: 12.9 → 10.0 ms;
     ///   → 64: 22.1 → 18.3 ms; 8×16×64×64 → 16 7×7: 8.4 → 5.9 ms).
     /// Not chosen: 3×3 stride 2 with 32–128 channels, where sgemm runs at 150+ GFLOP/s
@@ -40,7 +40,7 @@ struct DirectConvolution {
         guard backend == .openBLAS, isSupported, g.stride.width <= maximumStride else { return false }
         let fewChannels = g.channels <= 4 && g.columnRows <= 160
         let largeStrideOneKernel = g.stride == 1 && g.kernel.height * g.kernel.width >= 25
-            && filters <= 64 && g.columnRows <= 1024
+            && (8...64).contains(filters) && g.columnRows <= 1024
         guard fewChannels || largeStrideOneKernel else { return false }
         // The padded copy is about (H + 2p)·(W + 2p) per channel: with padding far beyond the
         // image it could dwarf the image (or overflow), so such layers stay on im2col.

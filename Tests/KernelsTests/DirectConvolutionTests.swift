@@ -81,6 +81,36 @@ import Testing
         }
     }
 
+    /// Stride-1 layers whose backward-data pass (the rotated kernel, channels swapped) lands on
+    /// the direct kernel too: large kernels with 8–64 channels, and layers with ≤ 4 filters.
+    static let backwardDataCases: [Case] = [
+        Case(input: [2, 32, 11, 23], filters: 32, kernel: 5, padding: 2),             // 5×5, same size
+        Case(input: [1, 16, 12, 20], filters: 16, kernel: 7, padding: 3),             // 7×7
+        Case(input: [2, 9, 14, 19], filters: 12, kernel: Size2D(height: 5, width: 6), padding: Size2D(height: 1, width: 0),
+             dilation: Size2D(height: 2, width: 1)),                                   // dilated, unpadded width
+        Case(input: [3, 7, 9, 30], filters: 3, kernel: 3, padding: 1),                 // 3 filters: few channels back
+    ]
+
+    @Test func backwardDataMatchesTheReference() throws {
+        try #require(DirectConvolution.isSupported)
+        var generator = SeededGenerator(seed: 64)
+        for c in Self.backwardDataCases {
+            let x = Tensor.random(c.input, using: &generator)
+            let w = Tensor.random(weightShape(c), using: &generator)
+            #expect(try layer(c).makeEngine(input: c.input, weight: w.shape).backwardDataDirect != nil, "\(c)")
+            let dy = Tensor.random(try layer(c).outputShape(input: x.shape, weight: w.shape), using: &generator)
+            let dx = try layer(c).inputGradient(dy, inputShape: x.shape, weight: w)
+            // dX of a stride-1 convolution is the transposed convolution of dY with the same weight.
+            let params = Reference.Params(stride: c.stride, padding: c.padding, dilation: c.dilation)
+            let expected = Reference.convTranspose2d(dy, w, nil, params, outputPadding: 0)
+            #expect(dx.shape == expected.shape, "\(c)")
+            #expect(relativeError(dx.scalars, expected.values) <= 2e-4, "\(c)")
+        }
+        // Not for strides above 1, or where the rotated kernel would not fit the gradient.
+        #expect(try Conv2D(stride: 2, padding: 2).makeEngine(input: [1, 16, 12, 12], weight: [16, 16, 5, 5]).backwardDataDirect == nil)
+        #expect(try Conv2D(padding: 5).makeEngine(input: [1, 16, 12, 12], weight: [16, 16, 5, 5]).backwardDataDirect == nil)
+    }
+
     @Test func forwardEqualsTheIm2ColPath() throws {
         // The pure-Swift backend never takes the direct path: same sums, another order.
         var generator = SeededGenerator(seed: 63)
