@@ -111,6 +111,22 @@ import Testing
         #expect(try Conv2D(padding: 5).makeEngine(input: [1, 16, 12, 12], weight: [16, 16, 5, 5]).backwardDataDirect == nil)
     }
 
+    @Test func columnsNoWindowReachesNeverReachTheOutput() throws {
+        // Width 13, 3×3, stride 4: windows end at column 10, and each output row is 3 lanes of
+        // an 8-lane vector. Infinities in columns 11 and 12 would turn up in the output if the
+        // padded copy kept them and a lane past the row's end were stored (over the next row
+        // or the next filter's plane) instead of masked off.
+        let conv = Conv2D(stride: 4)
+        var generator = SeededGenerator(seed: 66)
+        var scalars = Tensor.random([2, 3, 9, 13], using: &generator).scalars
+        for index in scalars.indices where index % 13 >= 11 { scalars[index] = .infinity }
+        let x = try Tensor(shape: [2, 3, 9, 13], scalars: scalars)
+        let w = Tensor.random([7, 3, 3, 3], using: &generator)
+        #expect(try conv.makeEngine(input: x.shape, weight: w.shape).forwardDirect != nil)
+        let y = try conv.forward(x, weight: w)
+        #expect(y.scalars.allSatisfy { $0.isFinite })
+    }
+
     @Test func forwardEqualsTheIm2ColPath() throws {
         // The pure-Swift backend never takes the direct path: same sums, another order.
         var generator = SeededGenerator(seed: 63)
