@@ -1,5 +1,7 @@
 #include "KernelsSIMD.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+
 #include <cpuid.h>
 #include <immintrin.h>
 
@@ -122,3 +124,19 @@ TARGET void kernels_direct_convolution_avx2(const float *padded, long rowStride,
         }
     }
 }
+
+#else
+
+bool kernels_simd_has_avx2_fma(void) { return false; }
+
+// Never called: the Swift side checks kernels_simd_has_avx2_fma() first.
+void kernels_direct_convolution_avx2(const float *padded, long rowStride, long strideH,
+                                     const long *taps, long tapCount,
+                                     const float *packedWeights, const float *bias, long filters,
+                                     float *output, long outputHeight, long outputWidth,
+                                     long rowBegin, long rowEnd) {
+    (void)padded; (void)rowStride; (void)strideH; (void)taps; (void)tapCount; (void)packedWeights;
+    (void)bias; (void)filters; (void)output; (void)outputHeight; (void)outputWidth; (void)rowBegin; (void)rowEnd;
+}
+
+#endif

@@ -1,10 +1,12 @@
 // AVX2 + FMA micro-kernels for the convolutions OpenBLAS's sgemm runs slowly: few input
-// channels, where the GEMM's inner dimension (C·KH·KW) is too short to amortize its packing.
+// channels, where the GEMM's inner dimension (C·KH·KW) is too short to amortize its packing,
+// and large stride-1 kernels, which im2col would copy the image for 25–49 times.
 //
 // They are compiled for AVX2 + FMA with a function attribute, not with a target-wide
 // -mavx2 (SwiftPM forbids unsafe flags in versioned packages), and called only when
 // kernels_simd_has_avx2_fma() says the CPU and the OS support them; the Swift side falls back to
-// im2col + GEMM otherwise.
+// im2col + GEMM otherwise. On other architectures (arm64 servers) the check returns false and
+// the kernel is a stub that is never called.
 #ifndef KERNELS_SIMD_H
 #define KERNELS_SIMD_H
 
