@@ -9,8 +9,8 @@
 /// Four algorithms, chosen by shape:
 /// - 3×3 stride-1 with enough channels: Winograd F(2×2, 3×3) for all passes (``WinogradF2x3``).
 /// - few input channels, or a 5×5+ stride-1 kernel with few filters, on AVX2 CPUs: a direct
-///   convolution (``DirectConvolution``) for the forward pass, and for the backward-data pass of
-///   stride-1 layers where the rotated kernel qualifies too.
+///   convolution (``DirectConvolution``) for the forward pass and the weight gradient, and for
+///   the backward-data pass of stride-1 layers where the rotated kernel qualifies too.
 /// - 1×1 stride-1 unpadded: the image is its own column matrix; each pass is a plain GEMM.
 /// - anything else: im2col + GEMM.
 ///
@@ -38,7 +38,7 @@ struct ConvolutionEngine {
 
     /// Few input channels (an RGB stem, MNIST) or a large stride-1 kernel with few filters: the
     /// forward pass runs the AVX2 direct kernel instead of im2col + GEMM (see
-    /// ``DirectConvolution``). The weight gradient stays on im2col + GEMM.
+    /// ``DirectConvolution``), and so does the weight gradient.
     var forwardDirect: DirectConvolution? {
         DirectConvolution.applies(to: geometry, filters: filters, backend: backend)
             ? DirectConvolution(geometry: geometry, filters: filters) : nil
@@ -82,7 +82,8 @@ struct ConvolutionEngine {
     /// whole backward call).
     var workspaceCount: Int {
         if usesWinograd { return max(forwardWinograd.workspaceCount, backwardDataWinograd.workspaceCount) }
-        return max(imageWorkers * sliceCount, forwardDirect?.workspaceCount ?? 0,
+        let direct = forwardDirect
+        return max(imageWorkers * sliceCount, direct?.workspaceCount ?? 0, direct?.weightGradientWorkspaceCount ?? 0,
                    backwardDataDirect.map { filters * geometry.columnRows + $0.workspaceCount } ?? 0)
     }
 
@@ -287,6 +288,11 @@ struct ConvolutionEngine {
         if usesWinograd {
             forwardWinograd.weightGradient(input: input, outputGradient: outputGradient,
                                            weightGradient: weightGradient, workspace: workspace!)
+            return
+        }
+        if let direct = forwardDirect {
+            direct.weightGradient(input: input, outputGradient: outputGradient,
+                                  weightGradient: weightGradient, workspace: workspace!)
             return
         }
         let blocking = blocking

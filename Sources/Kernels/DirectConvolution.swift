@@ -1,7 +1,7 @@
 import KernelsSIMD
 
-/// Forward convolution without im2col or GEMM, for layers with few input channels (an RGB
-/// stem, MNIST's one channel) and for large stride-1 kernels with few filters: an AVX2 + FMA
+/// Convolution without im2col or GEMM (forward and weight gradient), for layers with few input
+/// channels (an RGB stem, MNIST's one channel) and for large stride-1 kernels with few filters: an AVX2 + FMA
 /// micro-kernel computes 6 filters × 16 output columns at a time (12 accumulator registers),
 /// loading each input vector once for all six filters.
 ///
@@ -14,10 +14,10 @@ import KernelsSIMD
 /// (`x mod stride`), so for every kernel tap, consecutive output columns read consecutive
 /// floats whatever the stride or dilation, and no tap needs a bounds check.
 ///
-/// Why not the weight gradient: a direct kernel for it (6 filters × 2 taps per sweep over bands
-/// of the output gradient, lane sums at each band's end) was built and measured slower than
-/// im2col + GEMM on every layer here (8×32×64×64 → 32 5×5: 15.8 → 25.7 ms; the 7×7 stem:
-/// 18.2 → 28.2 ms), so that pass stays on GEMM.
+/// The weight gradient uses the same padded layout, with the sum over output positions in
+/// registers: 6 filters × 2 taps per sweep over a band of the output gradient. (Its first
+/// version was slower than GEMM: a lane mask held across the inner loop made 16 live YMM
+/// registers and clang spilled; with the masked tail moved out of the loop it is faster.)
 ///
 /// Used only where the CPU has AVX2 and FMA (checked at run time; the micro-kernel is compiled
 /// for them with a function attribute) and the backend is OpenBLAS: the pure-Swift backends
@@ -89,8 +89,13 @@ struct DirectConvolution {
         Parallel.chunkCount(geometry.batch, workPerItem: filters * geometry.columnsPerImage)
     }
 
-    /// Floats of workspace: the packed weights and one padded image per thread.
+    /// Floats of workspace for ``forward(input:weight:bias:output:workspace:)``: the packed
+    /// weights and one padded image per thread.
     var workspaceCount: Int { packedWeightCount + max(1, imageWorkers) * paddedImageCount }
+
+    /// Floats of workspace for ``weightGradient(input:outputGradient:weightGradient:workspace:)``:
+    /// one padded image and one partial weight gradient per thread.
+    var weightGradientWorkspaceCount: Int { max(1, imageWorkers) * (paddedImageCount + filters * geometry.columnRows) }
 
     /// `output[n] = conv(input[n], weight) + bias` for every image; `workspace` holds
     /// ``workspaceCount`` floats.
@@ -127,7 +132,60 @@ struct DirectConvolution {
         }
     }
 
-    /// `packed[block][tap][f] = weight[block·4 + f][tap]`, zero for filters past the last: the
+    /// `weightGradient[f][c][kh][kw] = Σₙ Σ_{oh,ow} outputGradient[n][f][oh][ow] · input[n][c][oh·s + kh·d − p][ow·s + kw·d − p]`
+    /// (zero in the padding), from the same padded layout: 6 filters × 2 taps per sweep over a
+    /// band of the output gradient, summed in registers. `weightGradient` is overwritten;
+    /// `workspace` holds ``weightGradientWorkspaceCount`` floats.
+    func weightGradient(input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
+                        weightGradient: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>) {
+        let g = geometry
+        let weightCount = filters * g.columnRows
+        let outputImageSize = filters * g.outputPlaneSize
+        let taps = tapOffsets()
+        taps.withUnsafeBufferPointer { taps in
+            func accumulate(_ padded: UnsafePointer<Float>, image: Int, taps range: Range<Int>, into gradient: UnsafeMutablePointer<Float>) {
+                kernels_direct_weight_gradient_avx2(padded, rowStride, g.stride.height, taps.baseAddress!, taps.count,
+                                                    range.lowerBound, range.upperBound,
+                                                    outputGradient + image * outputImageSize, filters,
+                                                    g.outputHeight, g.outputWidth, gradient)
+            }
+            guard imageWorkers > 1 else {
+                // One image at a time, its taps split across cores in pairs (as the kernel sweeps them).
+                weightGradient.update(repeating: 0, count: weightCount)
+                for image in 0..<g.batch {
+                    pad(input + image * g.imageSize, into: workspace)
+                    let pairs = (g.columnRows + 1) / 2
+                    Parallel.forEach(pairs, workPerItem: 2 * filters * g.outputPlaneSize) { pairRange in
+                        let range = (2 * pairRange.lowerBound)..<min(g.columnRows, 2 * pairRange.upperBound)
+                        accumulate(workspace, image: image, taps: range, into: weightGradient)
+                    }
+                }
+                return
+            }
+            // Each thread sums its run of images into its own partial; the partials are added in
+            // chunk order, so the result is the same on every run.
+            let sliceCount = paddedImageCount + weightCount
+            Parallel.forEachChunk(g.batch, workPerItem: filters * g.columnsPerImage) { chunk, images in
+                let padded = workspace + chunk * sliceCount
+                let partial = padded + paddedImageCount
+                partial.update(repeating: 0, count: weightCount)
+                for image in images {
+                    pad(input + image * g.imageSize, into: padded)
+                    accumulate(padded, image: image, taps: 0..<g.columnRows, into: partial)
+                }
+            }
+            for chunk in 0..<imageWorkers {
+                let partial = workspace + chunk * sliceCount + paddedImageCount
+                if chunk == 0 {
+                    weightGradient.update(from: partial, count: weightCount)
+                } else {
+                    VectorOperations.add(partial, into: weightGradient, count: weightCount)
+                }
+            }
+        }
+    }
+
+    /// `packed[block][tap][f] = weight[block·6 + f][tap]`, zero for filters past the last: the
     /// four weights one input vector meets are adjacent.
     private func packWeights(_ weight: UnsafePointer<Float>, into packed: UnsafeMutablePointer<Float>) {
         let taps = geometry.columnRows

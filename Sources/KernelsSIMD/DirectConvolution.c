@@ -125,6 +125,83 @@ TARGET void kernels_direct_convolution_avx2(const float *padded, long rowStride,
     }
 }
 
+
+/// Sum of the 8 lanes.
+TARGET INLINE float laneSum(__m256 v) {
+    __m128 quad = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    __m128 pair = _mm_add_ps(quad, _mm_movehl_ps(quad, quad));
+    return _mm_cvtss_f32(_mm_add_ss(pair, _mm_movehdup_ps(pair)));
+}
+
+/// Output-gradient floats per filter swept before each flush to the weight gradient: a band of
+/// whole rows this long keeps its 6 filters' rows (12 KiB) in L1 while every tap pair sweeps them.
+#define WEIGHT_GRADIENT_BAND_FLOATS 512
+
+#define WG_DECLARE(F) __m256 g##F##0 = _mm256_setzero_ps(), g##F##1 = _mm256_setzero_ps();
+/// One vector of 8 output positions: filter F's gradient times the two taps' inputs.
+#define WG_MULTIPLY(F)                                              \
+    {                                                               \
+        const __m256 dy = LOAD(dyRows[F] + ow);                     \
+        g##F##0 = _mm256_fmadd_ps(dy, x0, g##F##0);                 \
+        g##F##1 = _mm256_fmadd_ps(dy, x1, g##F##1);                 \
+    }
+#define WG_FLUSH(F)                                                                   \
+    if (F < filtersHere) {                                                            \
+        weightGradient[(first + F) * tapCount + t] += laneSum(g##F##0);               \
+        if (pair) weightGradient[(first + F) * tapCount + t + 1] += laneSum(g##F##1); \
+    }
+
+TARGET void kernels_direct_weight_gradient_avx2(const float *padded, long rowStride, long strideH,
+                                                const long *taps, long tapCount, long tapBegin, long tapEnd,
+                                                const float *outputGradient, long filters,
+                                                long outputHeight, long outputWidth, float *weightGradient) {
+    const long planeSize = outputHeight * outputWidth;
+    const long blocks = (filters + KERNELS_DIRECT_FILTER_BLOCK - 1) / KERNELS_DIRECT_FILTER_BLOCK;
+    const long fullWidth = outputWidth / 8 * 8, tail = outputWidth - fullWidth;
+    const long band = outputWidth >= WEIGHT_GRADIENT_BAND_FLOATS ? 1 : WEIGHT_GRADIENT_BAND_FLOATS / outputWidth;
+    for (long top = 0; top < outputHeight; top += band) {
+        const long bottom = top + band < outputHeight ? top + band : outputHeight;
+        for (long b = 0; b < blocks; b++) {
+            const long first = b * KERNELS_DIRECT_FILTER_BLOCK;
+            const long filtersHere = filters - first < KERNELS_DIRECT_FILTER_BLOCK ? filters - first : KERNELS_DIRECT_FILTER_BLOCK;
+            for (long t = tapBegin; t < tapEnd; t += 2) {
+                // Two taps per sweep: each gradient vector loaded feeds 2 accumulators, each input
+                // vector 6. An odd last tap is swept twice and flushed once.
+                const int pair = t + 1 < tapEnd;
+                const long offset0 = taps[t], offset1 = taps[pair ? t + 1 : t];
+                FOR_FILTERS(WG_DECLARE)
+                for (long oh = top; oh < bottom; oh++) {
+                    const float *row = padded + oh * strideH * rowStride;
+                    const float *dyRows[KERNELS_DIRECT_FILTER_BLOCK];
+                    for (long f = 0; f < KERNELS_DIRECT_FILTER_BLOCK; f++) {
+                        // Missing filters read filter `first`'s row; their sums are never flushed.
+                        dyRows[f] = outputGradient + (first + (f < filtersHere ? f : 0)) * planeSize + oh * outputWidth;
+                    }
+                    // Full vectors with plain loads: 12 accumulators, 2 inputs and 1 gradient
+                    // vector fill 15 registers (a mask held across this loop made 16 and spills).
+#define LOAD(p) _mm256_loadu_ps(p)
+                    for (long ow = 0; ow < fullWidth; ow += 8) {
+                        const __m256 x0 = LOAD(row + offset0 + ow), x1 = LOAD(row + offset1 + ow);
+                        FOR_FILTERS(WG_MULTIPLY)
+                    }
+#undef LOAD
+                    if (tail) {
+                        // Masked lanes load zeros on both sides, so pixels past the row's last
+                        // window (even infinities) never reach the sum.
+                        const __m256i mask = lanes(tail);
+#define LOAD(p) _mm256_maskload_ps(p, mask)
+                        const long ow = fullWidth;
+                        const __m256 x0 = LOAD(row + offset0 + ow), x1 = LOAD(row + offset1 + ow);
+                        FOR_FILTERS(WG_MULTIPLY)
+#undef LOAD
+                    }
+                }
+                FOR_FILTERS(WG_FLUSH)
+            }
+        }
+    }
+}
+
 #else
 
 bool kernels_simd_has_avx2_fma(void) { return false; }
@@ -137,6 +214,15 @@ void kernels_direct_convolution_avx2(const float *padded, long rowStride, long s
                                      long rowBegin, long rowEnd) {
     (void)padded; (void)rowStride; (void)strideH; (void)taps; (void)tapCount; (void)packedWeights;
     (void)bias; (void)filters; (void)output; (void)outputHeight; (void)outputWidth; (void)rowBegin; (void)rowEnd;
+}
+
+// Never called, as above.
+void kernels_direct_weight_gradient_avx2(const float *padded, long rowStride, long strideH,
+                                         const long *taps, long tapCount, long tapBegin, long tapEnd,
+                                         const float *outputGradient, long filters,
+                                         long outputHeight, long outputWidth, float *weightGradient) {
+    (void)padded; (void)rowStride; (void)strideH; (void)taps; (void)tapCount; (void)tapBegin; (void)tapEnd;
+    (void)outputGradient; (void)filters; (void)outputHeight; (void)outputWidth; (void)weightGradient;
 }
 
 #endif

@@ -110,11 +110,25 @@ import Testing
         #expect(try Conv2D(padding: 5).makeEngine(input: [1, 16, 12, 12], weight: [16, 16, 5, 5]).backwardDataDirect == nil)
     }
 
+    @Test func weightGradientMatchesTheReference() throws {
+        // The direct path computes dW wherever it computes the forward pass.
+        var generator = SeededGenerator(seed: 65)
+        for c in Self.cases() + Self.backwardDataCases {
+            let x = Tensor.random(c.input, using: &generator)
+            let w = Tensor.random(weightShape(c), using: &generator)
+            let dy = Tensor.random(try layer(c).outputShape(input: x.shape, weight: w.shape), using: &generator)
+            let dw = try layer(c).weightGradient(dy, input: x, weightShape: w.shape)
+            let params = Reference.Params(stride: c.stride, padding: c.padding, dilation: c.dilation)
+            let expected = Reference.conv2dWeightGradient(dy, x, weightShape: w.shape, params)
+            #expect(relativeError(dw.scalars, expected) <= 2e-4, "\(c)")
+        }
+    }
+
     @Test func columnsNoWindowReachesNeverReachTheOutput() throws {
         // Width 13, 3×3, stride 4: windows end at column 10, and each output row is 3 lanes of
         // an 8-lane vector. Infinities in columns 11 and 12 would turn up in the output if the
         // padded copy kept them and a lane past the row's end were stored (over the next row
-        // or the next filter's plane) instead of masked off.
+        // or the next filter's plane) instead of masked off, or summed into the weight gradient.
         let conv = Conv2D(stride: 4)
         var generator = SeededGenerator(seed: 66)
         var scalars = Tensor.random([2, 3, 9, 13], using: &generator).scalars
@@ -124,6 +138,9 @@ import Testing
         #expect(try (conv.makeEngine(input: x.shape, weight: w.shape).forwardDirect != nil) == DirectConvolution.isSupported)
         let y = try conv.forward(x, weight: w)
         #expect(y.scalars.allSatisfy { $0.isFinite })
+        // The weight gradient's last vector of each row is a masked load: its lanes must read zero.
+        let dy = Tensor.random(y.shape, using: &generator)
+        #expect(try conv.weightGradient(dy, input: x, weightShape: w.shape).scalars.allSatisfy { $0.isFinite })
     }
 
     @Test func forwardEqualsTheIm2ColPath() throws {

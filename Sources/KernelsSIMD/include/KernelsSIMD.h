@@ -36,4 +36,13 @@ void kernels_direct_convolution_avx2(const float *padded, long rowStride, long s
                                      float *output, long outputHeight, long outputWidth,
                                      long rowBegin, long rowEnd);
 
+/// The weight gradient of one image by the same layout, accumulated:
+/// `weightGradient[f][t] += Σ_{oh, ow} outputGradient[f][oh][ow] · padded[taps[t] + oh·strideH·rowStride + ow]`
+/// for filters [0, filters) and taps [tapBegin, tapEnd). `weightGradient` is `[filters][tapCount]`.
+/// Requires kernels_simd_has_avx2_fma().
+void kernels_direct_weight_gradient_avx2(const float *padded, long rowStride, long strideH,
+                                         const long *taps, long tapCount, long tapBegin, long tapEnd,
+                                         const float *outputGradient, long filters,
+                                         long outputHeight, long outputWidth, float *weightGradient);
+
 #endif
