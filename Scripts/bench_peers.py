@@ -7,6 +7,10 @@ layers (including any `--layer`, `--filter` or `--quick` given here, which are p
 the Kernels timings are exactly the harness's. Each peer call is then timed the same way:
 a warm-up, then repeated runs, median milliseconds.
 
+Layer by layer, Kernels and then its peers run back to back: on a shared machine whose speed
+drifts by up to 2× over minutes, timing every Kernels layer first and every peer afterwards let a
+slow minute fall on one side only. A first short harness run (budget 0.01 s) only lists the layers.
+
     make bench-peers                          # the DESIGN.md layer table
     make bench-peers BENCH_ARGS=--quick       # batch-1 smoke run
     python Scripts/bench_peers.py --kernels-bench Benchmarks/.build/release/kernels-bench \\
@@ -223,15 +227,23 @@ def print_table(title, headers, rows, first_numeric, markdown, notes):
     print("\n" + "\n".join(notes))
 
 
+def kernels_layer(executable, passed_on, budget, shape):
+    """Kernels' timings of one layer, measured now: the harness on that layer alone."""
+    quick = ["--quick"] if "--quick" in passed_on else []
+    _, layers = run_kernels(executable, quick + ["--only-given-layers", "--layer", shape], budget)
+    return next(iter(layers.values()))
+
+
 def main():
     own, passed_on = parse_arguments()
-    machine, kernels = run_kernels(own.kernels_bench, passed_on, own.budget)
-    if not kernels:
+    machine, listed = run_kernels(own.kernels_bench, passed_on, 0.01)
+    if not listed:
         sys.exit("kernels-bench measured no convolution layer (check --filter / --layer)")
 
     generator = torch.Generator().manual_seed(0)
     rows = []
-    for (name, shape), kernels_ms in kernels.items():
+    for name, shape in listed:
+        kernels_ms = kernels_layer(own.kernels_bench, passed_on, own.budget, shape)
         layer = Layer(shape)
         torch_peer = TorchConvolution(layer, generator)
         numpy_peer = None if own.skip_numpy else NumPyConvolution(torch_peer)
@@ -259,7 +271,7 @@ def main():
     print_table("Convolution, median ms; ratio = peer ms ÷ Kernels ms (above 1×: Kernels is faster)",
                 ["layer", "N,C,H,W→F,k,s,p", "pass", "Kernels", "PyTorch", "NumPy", "PyTorch/Kernels", "NumPy/Kernels"],
                 rows, 3, own.markdown,
-                ["Kernels: kernels-bench --json --section conv, run first in the same invocation.",
+                ["Kernels: kernels-bench --json --section conv on each layer alone, right before its peers.",
                  "PyTorch: F.conv2d (no_grad) for forward, aten.convolution_backward with one output mask for",
                  "  backward-input / backward-weight, and conv2d(...).backward(dy) with x, w, b requiring grad for forward+backward.",
                  "NumPy: per-tap strided im2col, one float32 matmul over the batch, per-tap slice-add col2im;",
