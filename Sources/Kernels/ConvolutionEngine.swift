@@ -82,9 +82,12 @@ struct ConvolutionEngine {
     /// whole backward call).
     var workspaceCount: Int {
         if usesWinograd { return max(forwardWinograd.workspaceCount, backwardDataWinograd.workspaceCount) }
-        let direct = forwardDirect
-        return max(imageWorkers * sliceCount, direct?.workspaceCount ?? 0, direct?.weightGradientWorkspaceCount ?? 0,
-                   backwardDataDirect.map { filters * geometry.columnRows + $0.workspaceCount } ?? 0)
+        let (direct, backwardDirect) = (forwardDirect, backwardDataDirect)
+        // The im2col slices serve every pass the direct kernel does not take.
+        let usesColumns = direct == nil || backwardDirect == nil
+        return max(usesColumns ? imageWorkers * sliceCount : 0,
+                   direct?.workspaceCount ?? 0, direct?.weightGradientWorkspaceCount ?? 0,
+                   backwardDirect.map { filters * geometry.columnRows + $0.workspaceCount } ?? 0)
     }
 
     /// Threads the im2col and pointwise passes split the batch across. With OpenBLAS and more
