@@ -1,9 +1,9 @@
 import KernelsSIMD
 
 /// Convolution without im2col or GEMM (forward and weight gradient), for layers with few input
-/// channels (an RGB stem, MNIST's one channel) and for large stride-1 kernels with few filters: an AVX2 + FMA
-/// micro-kernel computes 6 filters × 16 output columns at a time (12 accumulator registers),
-/// loading each input vector once for all six filters.
+/// channels (an RGB stem, MNIST's one channel) and for large stride-1 kernels with few filters:
+/// an AVX2 + FMA micro-kernel computes 6 filters × 16 output columns at a time (12 accumulator
+/// registers), loading each input vector once for all six filters.
 ///
 /// Why: with `C·KH·KW` of 25 or 27, OpenBLAS's sgemm spends most of its time packing and
 /// storing (the product has only 25 multiply-adds per output), and im2col writes 25 copies of
@@ -31,8 +31,10 @@ struct DirectConvolution {
     /// Whether this CPU and OS run the AVX2 + FMA micro-kernel (read once).
     static let isSupported: Bool = kernels_simd_has_avx2_fma()
 
-    /// Whether the direct kernel beats im2col + OpenBLAS on this forward pass. Measured on a
-    /// 2-core AMD EPYC (minimum of 4 alternating runs each, `Benchmarks/README.md`):
+    /// Whether the direct kernel beats im2col + OpenBLAS on this layer (its forward pass and
+    /// weight gradient; the engine asks again for the backward-data pass's rotated geometry).
+    /// Forward passes measured on a 2-core AMD EPYC (minimum of 4 alternating runs each,
+    /// `Benchmarks/README.md`):
     /// - ≤ 4 input channels (≤ 160 taps), any stride: sgemm's inner dimension of 25–147 is too
     ///   short for it (dlfs 100×1×28×28 → 30 5×5: 1.41 → 0.61 ms; 64×3×32×32 → 16 3×3:
     ///   0.73 → 0.43 ms; 8×3×224×224 → 64 7×7 stride 2: 11.4 → 10.5 ms).
