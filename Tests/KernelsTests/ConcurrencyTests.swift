@@ -62,6 +62,8 @@ import Testing
         let convWeight = Tensor.random([16, 16, 3, 3], using: &generator)
         let convBias = Tensor.random([16], using: &generator)
         let pointwiseWeight = Tensor.random([24, 16, 1, 1], using: &generator)
+        // 5×5 stride 1 with 16 filters: all three passes run the direct AVX2 kernel.
+        let largeWeight = Tensor.random([16, 16, 5, 5], using: &generator)
         let upWeight = Tensor.random([16, 8, 3, 3], using: &generator)
         let upBias = Tensor.random([8], using: &generator)
         var jobs: [Job] = []
@@ -71,6 +73,8 @@ import Testing
                             input: input(), description: "conv 3×3 \(shape)"))
             jobs.append(Job(kind: .convolution(Conv2D(stride: 2, padding: 2, dilation: 2), weight: convWeight, bias: convBias),
                             input: input(), description: "conv 3×3 s2 d2 \(shape)"))
+            jobs.append(Job(kind: .convolution(Conv2D(padding: 2), weight: largeWeight, bias: convBias),
+                            input: input(), description: "conv 5×5 \(shape)"))
             jobs.append(Job(kind: .convolution(Conv2D(), weight: pointwiseWeight, bias: Tensor.random([24], using: &generator)),
                             input: input(), description: "conv 1×1 \(shape)"))
             jobs.append(Job(kind: .transposedConvolution(ConvTranspose2D(stride: 2, padding: 1, outputPadding: Size2D(index % 2)),
