@@ -28,6 +28,7 @@ public enum GEMM {
             scale(c, rows: m, columns: n, ldc: ldc, by: beta)
             return
         }
+        _ = OpenBLASCore.selection
         cblas_sgemm(CblasRowMajor,
                     transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
                     blasint(m), blasint(n), blasint(k),
@@ -75,8 +76,18 @@ public enum GEMM {
         singleThreadedScopes.withLock { $0.active == 0 ? Int(openblas_get_num_threads()) : nil }
     }
 
+    /// The OpenBLAS core type whose kernels run Kernels' GEMMs (an `OPENBLAS_CORETYPE` name such
+    /// as "Haswell" or "SkylakeX"): the one OpenBLAS detected, or, when it fell back to a core
+    /// without AVX2 on a CPU it does not know, the fastest one this CPU supports
+    /// (see ``openBLASDetectedCoreType``).
+    public static var openBLASCoreType: String { OpenBLASCore.selection.running }
+
+    /// The core type OpenBLAS chose for this CPU by itself, when it was loaded.
+    public static var openBLASDetectedCoreType: String { OpenBLASCore.selection.detected }
+
     /// OpenBLAS's build description: version, target core, thread model.
     public static var openBLASConfiguration: String {
+        _ = OpenBLASCore.selection
         guard let configuration = openblas_get_config() else { return "unknown" }
         return String(cString: configuration)
     }

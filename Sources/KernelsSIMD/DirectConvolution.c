@@ -2,22 +2,7 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 
-#include <cpuid.h>
 #include <immintrin.h>
-
-bool kernels_simd_has_avx2_fma(void) {
-    unsigned eax, ebx, ecx, edx;
-    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return false;
-    const unsigned fma = 1u << 12, osxsave = 1u << 27, avx = 1u << 28;
-    if ((ecx & (fma | osxsave | avx)) != (fma | osxsave | avx)) return false;
-    // The OS must save XMM and YMM state on context switches (XCR0 bits 1 and 2).
-    unsigned xcr0Low, xcr0High;
-    __asm__ volatile("xgetbv" : "=a"(xcr0Low), "=d"(xcr0High) : "c"(0));
-    if ((xcr0Low & 6u) != 6u) return false;
-    if (__get_cpuid_max(0, 0) < 7) return false;
-    __cpuid_count(7, 0, eax, ebx, ecx, edx);
-    return (ebx & (1u << 5)) != 0;  // AVX2
-}
 
 #define TARGET __attribute__((target("avx2,fma")))
 #define INLINE static inline __attribute__((always_inline))
@@ -203,8 +188,6 @@ TARGET void kernels_direct_weight_gradient_avx2(const float *padded, long rowStr
 }
 
 #else
-
-bool kernels_simd_has_avx2_fma(void) { return false; }
 
 // Never called: the Swift side checks kernels_simd_has_avx2_fma() first.
 void kernels_direct_convolution_avx2(const float *padded, long rowStride, long strideH,

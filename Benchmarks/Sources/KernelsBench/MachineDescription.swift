@@ -9,6 +9,10 @@ struct MachineDescription: Encodable {
     /// The SIMD flags from /proc/cpuinfo that matter to SGEMM kernels.
     let simdFlags: [String]
     let openBLAS: String
+    /// The core type whose kernels run, and the one OpenBLAS chose by itself (they differ when
+    /// Kernels corrected a fallback to a generic core).
+    let openBLASCore: String
+    let openBLASDetectedCore: String
     let openBLASThreads: Int
     let loadAverage: String
 
@@ -16,6 +20,8 @@ struct MachineDescription: Encodable {
         case section, cpu, cores
         case simdFlags = "simd_flags"
         case openBLAS = "openblas"
+        case openBLASCore = "openblas_core"
+        case openBLASDetectedCore = "openblas_detected_core"
         case openBLASThreads = "openblas_threads"
         case loadAverage = "load_average"
     }
@@ -37,6 +43,8 @@ struct MachineDescription: Encodable {
         let flags = Set((field("flags") ?? "").split(separator: " ").map(String.init))
         simdFlags = MachineDescription.interestingFlags.filter(flags.contains)
         openBLAS = GEMM.openBLASConfiguration.trimmingCharacters(in: .whitespaces)
+        openBLASCore = GEMM.openBLASCoreType
+        openBLASDetectedCore = GEMM.openBLASDetectedCoreType
         openBLASThreads = GEMM.openBLASThreadCount
         loadAverage = MachineDescription.currentLoadAverage()
     }
@@ -47,10 +55,16 @@ struct MachineDescription: Encodable {
         return text.split(separator: " ").prefix(3).joined(separator: " ")
     }
 
+    /// Said only when Kernels replaced OpenBLAS's own choice of kernels.
+    private var coreNote: String {
+        openBLASCore == openBLASDetectedCore ? ""
+            : "\n  (OpenBLAS detected \(openBLASDetectedCore) kernels for this CPU; Kernels selected \(openBLASCore))"
+    }
+
     var summary: String {
         """
         CPU: \(cpu), \(cores) cores online; SIMD: \(simdFlags.joined(separator: " "))
-        OpenBLAS: \(openBLAS); \(openBLASThreads) threads by default
+        OpenBLAS: \(openBLAS); \(openBLASThreads) threads by default\(coreNote)
         Load average at start (1/5/15 min): \(loadAverage)
         """
     }

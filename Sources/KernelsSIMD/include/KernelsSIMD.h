@@ -21,6 +21,12 @@
 /// Whether the CPU has AVX2 and FMA and the OS saves YMM registers (CPUID + XGETBV).
 bool kernels_simd_has_avx2_fma(void);
 
+/// The fastest OpenBLAS x86-64 core type (an `OPENBLAS_CORETYPE` name) whose instructions this
+/// CPU and OS support: "Cooperlake" (AVX-512 with BF16), "SkylakeX" (AVX-512 F/DQ/CD/BW/VL),
+/// "Haswell" (AVX2 + FMA), or NULL (none of them, or not x86-64). Read from CPUID and XGETBV,
+/// not from the CPU model, so a CPU newer than the OpenBLAS build still gets its kernels.
+const char *kernels_openblas_core_for_this_cpu(void);
+
 /// Direct convolution of one prepared image, for output rows [rowBegin, rowEnd).
 ///
 /// `padded` holds the image zero-padded and split by column phase: pixel (c, y, x) of the padded

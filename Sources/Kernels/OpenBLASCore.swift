@@ -1,0 +1,65 @@
+import CBLAS
+import KernelsSIMD
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Which of its kernels OpenBLAS runs, corrected once when it fell back to a generic core on a
+/// CPU it does not know.
+///
+/// Why: a `DYNAMIC_ARCH` OpenBLAS (Debian's) picks its kernels from the CPU's model number, and
+/// a model newer than the build falls back to "Prescott", SSE3 kernels. Debian 12's OpenBLAS
+/// 0.3.21 does that on an Intel Xeon of family 6, model 207 (Emerald Rapids), where its sgemm
+/// then ran at 27 GFLOP/s on one thread at n = 1024 against 102 with its SkylakeX kernels and
+/// 138 with Cooperlake's (`OPENBLAS_CORETYPE=… kernels-bench --section gemm`, Nov 26 2026).
+///
+/// So before Kernels' first OpenBLAS call, when OpenBLAS chose a core without AVX2 on a CPU that
+/// has AVX2 or AVX-512 (read from CPUID, not from the model), Kernels re-runs OpenBLAS's own
+/// core selection with `OPENBLAS_CORETYPE` naming the fastest core the CPU supports: the same as
+/// starting the process with that variable set. OpenBLAS's choice stands when it already uses
+/// AVX2 or better, when the process set `OPENBLAS_CORETYPE` itself (the user's choice), and when
+/// the library is not a `DYNAMIC_ARCH` build (it then has no selection to re-run).
+enum OpenBLASCore {
+    /// The core OpenBLAS chose at load time and the one it runs now.
+    struct Selection: Sendable, Equatable {
+        let detected: String
+        let running: String
+    }
+
+    /// Made once, on first use: every OpenBLAS call of Kernels goes through ``GEMM/openBLAS``,
+    /// which reads this first, so the selection is re-run before any Kernels call is in flight.
+    static let selection: Selection = select()
+
+    /// OpenBLAS cores (lowercased `OPENBLAS_CORETYPE` names) whose kernels use AVX2 or better.
+    static let vectorCores: Set<String> = ["haswell", "zen", "skylakex", "cooperlake", "sapphirerapids"]
+
+    /// The core OpenBLAS runs now.
+    static var runningCore: String {
+        guard let name = openblas_get_corename() else { return "unknown" }
+        return String(cString: name)
+    }
+
+    /// The fastest core type this CPU and OS support, by instruction set (nil below AVX2).
+    static var fastestSupportedCore: String? {
+        kernels_openblas_core_for_this_cpu().map { String(cString: $0) }
+    }
+
+    private static func select() -> Selection {
+        let detected = runningCore
+        #if canImport(Glibc)
+        typealias Entry = @convention(c) () -> Void
+        guard getenv("OPENBLAS_CORETYPE") == nil,
+              !vectorCores.contains(detected.lowercased()),
+              let wanted = fastestSupportedCore,
+              let quit = dlsym(nil, "gotoblas_dynamic_quit"), let initialize = dlsym(nil, "gotoblas_dynamic_init")
+        else { return Selection(detected: detected, running: detected) }
+        // OpenBLAS reads the variable only inside its selection; it is removed again right after,
+        // so the process environment is as it was.
+        setenv("OPENBLAS_CORETYPE", wanted, 1)
+        unsafeBitCast(quit, to: Entry.self)()
+        unsafeBitCast(initialize, to: Entry.self)()
+        unsetenv("OPENBLAS_CORETYPE")
+        #endif
+        return Selection(detected: detected, running: runningCore)
+    }
+}
