@@ -3,7 +3,8 @@ import KernelsSIMD
 /// Convolution without im2col or GEMM (forward and weight gradient), for layers with few input
 /// channels (an RGB stem, MNIST's one channel) and for large stride-1 kernels with few filters:
 /// an AVX2 + FMA micro-kernel computes 6 filters × 16 output columns at a time (12 accumulator
-/// registers), loading each input vector once for all six filters.
+/// registers), loading each input vector once for all six filters; on AVX-512 CPUs the forward
+/// kernel's build with 16-lane vectors computes 6 filters × 32 columns (see ``InstructionSet``).
 ///
 /// Why: with `C·KH·KW` of 25 or 27, OpenBLAS's sgemm spends most of its time packing and
 /// storing (the product has only 25 multiply-adds per output), and im2col writes 25 copies of
@@ -19,17 +20,43 @@ import KernelsSIMD
 /// version was slower than GEMM: a lane mask held across the inner loop made 16 live YMM
 /// registers and clang spilled; with the masked tail moved out of the loop it is faster.)
 ///
-/// Used only where the CPU has AVX2 and FMA (checked at run time; the micro-kernel is compiled
-/// for them with a function attribute) and the backend is OpenBLAS: the pure-Swift backends
+/// Used only where the CPU has AVX2 and FMA (checked at run time; the micro-kernels are compiled
+/// for them, and for AVX-512, with function attributes) and the backend is OpenBLAS: the pure-Swift backends
 /// keep their whole pipeline in Swift.
 ///
 /// - Complexity: O(N · F · C·KH·KW · OH·OW) multiply-adds, plus one padded copy per image.
 struct DirectConvolution {
     let geometry: ConvGeometry
     let filters: Int
+    /// Which build of the micro-kernels runs (the widest this CPU has, unless a test asks).
+    var instructionSet: InstructionSet = .widest
+
+    /// The vector instructions a micro-kernel is compiled for.
+    enum InstructionSet: CaseIterable, Sendable {
+        /// 8 lanes: 6 filters × 16 columns per block.
+        case avx2
+        /// 16 lanes: 6 filters × 32 columns per block, for the forward kernel (and so the
+        /// backward-data pass). Measured on an Intel Xeon (family 6, model 207), minimum of 3
+        /// alternating runs: 8×32×64×64 → 32 5×5 13.1 → 8.1 ms, 8×16×64×64 → 16 7×7
+        /// 5.5 → 3.5 ms, the 7×7 stem 12.6 → 10.4 ms, 64×3×32×32 → 16 0.44 → 0.31 ms. The
+        /// weight gradient stays on AVX2, whose build was faster there (15.6 against 23.0 ms).
+        case avx512
+
+        /// Whether this CPU and OS run it (read once).
+        var isSupported: Bool {
+            switch self {
+            case .avx2: DirectConvolution.isSupported
+            case .avx512: DirectConvolution.hasAVX512
+            }
+        }
+
+        /// The widest this CPU runs (`.avx2` where neither runs: nothing calls it then).
+        static let widest: InstructionSet = DirectConvolution.hasAVX512 ? .avx512 : .avx2
+    }
 
     /// Whether this CPU and OS run the AVX2 + FMA micro-kernel (read once).
     static let isSupported: Bool = kernels_simd_has_avx2_fma()
+    private static let hasAVX512: Bool = kernels_simd_has_avx512f()
 
     /// Whether the direct kernel beats im2col + OpenBLAS on this layer (its forward pass and
     /// weight gradient; the engine asks again for the backward-data pass's rotated geometry).
@@ -111,9 +138,10 @@ struct DirectConvolution {
         let outputImageSize = filters * g.outputPlaneSize
         taps.withUnsafeBufferPointer { taps in
             func convolve(_ padded: UnsafePointer<Float>, image: Int, rows: Range<Int>) {
-                kernels_direct_convolution_avx2(padded, rowStride, g.stride.height, taps.baseAddress!, taps.count,
-                                                packedWeights, bias, filters, output + image * outputImageSize,
-                                                g.outputHeight, g.outputWidth, rows.lowerBound, rows.upperBound)
+                let kernel = instructionSet == .avx512 ? kernels_direct_convolution_avx512 : kernels_direct_convolution_avx2
+                kernel(padded, rowStride, g.stride.height, taps.baseAddress!, taps.count,
+                       packedWeights, bias, filters, output + image * outputImageSize,
+                       g.outputHeight, g.outputWidth, rows.lowerBound, rows.upperBound)
             }
             if imageWorkers > 1 {
                 Parallel.forEachChunk(g.batch, workPerItem: filters * g.columnsPerImage) { chunk, images in

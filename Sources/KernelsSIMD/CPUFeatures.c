@@ -29,11 +29,18 @@ bool kernels_simd_has_avx2_fma(void) {
     return (ebx & (1u << 5)) != 0;  // AVX2
 }
 
+bool kernels_simd_has_avx512f(void) {
+    if (!kernels_simd_has_avx2_fma()) return false;
+    if ((enabledRegisterStates() & 0xE0u) != 0xE0u) return false;
+    unsigned eax, ebx, ecx, edx;
+    leaf7(0, &eax, &ebx, &ecx, &edx);
+    return (ebx & (1u << 16)) != 0;
+}
+
 /// AVX-512 F, DQ, CD, BW and VL (what OpenBLAS's SkylakeX kernels use), with the OS saving the
 /// opmask and ZMM state (XCR0 bits 5–7).
 static bool hasAVX512SkylakeSubset(void) {
-    if (!kernels_simd_has_avx2_fma()) return false;
-    if ((enabledRegisterStates() & 0xE0u) != 0xE0u) return false;
+    if (!kernels_simd_has_avx512f()) return false;
     unsigned eax, ebx, ecx, edx;
     leaf7(0, &eax, &ebx, &ecx, &edx);
     const unsigned f = 1u << 16, dq = 1u << 17, cd = 1u << 28, bw = 1u << 30, vl = 1u << 31;
@@ -52,6 +59,8 @@ const char *kernels_openblas_core_for_this_cpu(void) {
 #else
 
 bool kernels_simd_has_avx2_fma(void) { return false; }
+
+bool kernels_simd_has_avx512f(void) { return false; }
 
 const char *kernels_openblas_core_for_this_cpu(void) { return 0; }
 

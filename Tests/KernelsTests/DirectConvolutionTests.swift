@@ -81,6 +81,33 @@ import Testing
         }
     }
 
+    @Test func everyInstructionSetMatchesTheReference() throws {
+        // The layers above run the widest build this CPU has; here each build it runs (AVX2,
+        // and AVX-512 where present) is called directly on the same cases.
+        var generator = SeededGenerator(seed: 67)
+        for c in Self.cases() {
+            let x = Tensor.random(c.input, using: &generator)
+            let w = Tensor.random(weightShape(c), using: &generator)
+            let b = Tensor.random([c.filters], using: &generator)
+            guard var direct = try layer(c).makeEngine(input: c.input, weight: w.shape).forwardDirect else { continue }
+            let params = Reference.Params(stride: c.stride, padding: c.padding, dilation: c.dilation)
+            let expected = Reference.conv2d(x, w, b, params)
+            for instructionSet in DirectConvolution.InstructionSet.allCases where instructionSet.isSupported {
+                direct.instructionSet = instructionSet
+                var output = [Float](repeating: .nan, count: expected.values.count)
+                var workspace = [Float](repeating: .nan, count: direct.workspaceCount)
+                x.withPointer { x in
+                    w.withPointer { w in
+                        b.withPointer { b in
+                            direct.forward(input: x, weight: w, bias: b, output: &output, workspace: &workspace)
+                        }
+                    }
+                }
+                #expect(relativeError(output, expected.values) <= 2e-4, "\(c) \(instructionSet)")
+            }
+        }
+    }
+
     /// Stride-1 layers whose backward-data pass (the rotated kernel, channels swapped) lands on
     /// the direct kernel too: large kernels with 8–64 channels, and layers with ≤ 4 filters.
     static let backwardDataCases: [Case] = [

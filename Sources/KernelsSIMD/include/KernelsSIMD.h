@@ -1,12 +1,13 @@
-// AVX2 + FMA micro-kernels for the convolutions OpenBLAS's sgemm runs slowly: few input
-// channels, where the GEMM's inner dimension (C·KH·KW) is too short to amortize its packing,
-// and large stride-1 kernels, which im2col would copy the image for 25–49 times.
+// AVX2 + FMA (and AVX-512) micro-kernels for the convolutions OpenBLAS's sgemm runs slowly: few
+// input channels, where the GEMM's inner dimension (C·KH·KW) is too short to amortize its
+// packing, and large stride-1 kernels, which im2col would copy the image for 25–49 times; and
+// the CPU-feature checks that pick them and OpenBLAS's core type.
 //
-// They are compiled for AVX2 + FMA with a function attribute, not with a target-wide
+// They are compiled for their instructions with function attributes, not with a target-wide
 // -mavx2 (SwiftPM forbids unsafe flags in versioned packages), and called only when
-// kernels_simd_has_avx2_fma() says the CPU and the OS support them; the Swift side falls back to
-// im2col + GEMM otherwise. On other architectures (arm64 servers) the check returns false and
-// the kernel is a stub that is never called.
+// kernels_simd_has_avx2_fma() / kernels_simd_has_avx512f() say the CPU and the OS support them;
+// the Swift side falls back to im2col + GEMM otherwise. On other architectures (arm64 servers)
+// the checks return false and the kernels are stubs that are never called.
 #ifndef KERNELS_SIMD_H
 #define KERNELS_SIMD_H
 
@@ -15,11 +16,15 @@
 /// Filters computed together: each input vector loaded feeds this many accumulators.
 #define KERNELS_DIRECT_FILTER_BLOCK 6
 /// Floats a kernel may read past the last input an output column uses: the rest of its last
-/// 8-float vector (lanes that are never stored). Each padded phase row needs this much room.
-#define KERNELS_DIRECT_ROW_SLACK 8
+/// vector, lanes that are never stored (8 floats with AVX2, 16 with AVX-512). Each padded
+/// phase row needs this much room.
+#define KERNELS_DIRECT_ROW_SLACK 16
 
 /// Whether the CPU has AVX2 and FMA and the OS saves YMM registers (CPUID + XGETBV).
 bool kernels_simd_has_avx2_fma(void);
+
+/// Whether the CPU also has AVX-512 F and the OS saves the opmask and ZMM registers.
+bool kernels_simd_has_avx512f(void);
 
 /// The fastest OpenBLAS x86-64 core type (an `OPENBLAS_CORETYPE` name) whose instructions this
 /// CPU and OS support: "Cooperlake" (AVX-512 with BF16), "SkylakeX" (AVX-512 F/DQ/CD/BW/VL),
@@ -41,6 +46,12 @@ void kernels_direct_convolution_avx2(const float *padded, long rowStride, long s
                                      const float *packedWeights, const float *bias, long filters,
                                      float *output, long outputHeight, long outputWidth,
                                      long rowBegin, long rowEnd);
+/// The same with AVX-512 (32 output columns per block). Requires kernels_simd_has_avx512f().
+void kernels_direct_convolution_avx512(const float *padded, long rowStride, long strideH,
+                                       const long *taps, long tapCount,
+                                       const float *packedWeights, const float *bias, long filters,
+                                       float *output, long outputHeight, long outputWidth,
+                                       long rowBegin, long rowEnd);
 
 /// The weight gradient of one image by the same layout, accumulated:
 /// `weightGradient[f][t] += Σ_{oh, ow} outputGradient[f][oh][ow] · padded[taps[t] + oh·strideH·rowStride + ow]`
@@ -50,5 +61,6 @@ void kernels_direct_weight_gradient_avx2(const float *padded, long rowStride, lo
                                          const long *taps, long tapCount, long tapBegin, long tapEnd,
                                          const float *outputGradient, long filters,
                                          long outputHeight, long outputWidth, float *weightGradient);
+
 
 #endif

@@ -1,0 +1,190 @@
+// The direct-convolution micro-kernels, written once for any vector width and included by
+// DirectConvolution.c once per instruction set. The includer defines:
+//   NAME(x)      the function name for this instruction set (x##_avx2, x##_avx512)
+//   TARGET       the target attribute the functions compile for
+//   VEC, LANES   the float vector type and its lane count; MASK, the lane-mask type
+//   V_ZERO() V_LOAD(p) V_STORE(p, v) V_MASK(count) V_MASKLOAD(p, m) V_MASKSTORE(p, m, v)
+//   V_BROADCAST(p) V_SET1(x) V_FMA(a, b, c) V_ADD(a, b) V_SUM(v)
+// and, to include the weight-gradient kernel too, WITH_WEIGHT_GRADIENT.
+// A block is 6 filters × 2 vectors of output columns (16 with AVX2, 32 with AVX-512).
+// No include guard: it is meant to be included more than once.
+
+/// The accumulators of one block: filter `f`, vector `v` is `a<f><v>`. They are named variables,
+/// not an array, and at most 12 with 2 input vectors and 1 weight beside them: with all 16 YMM
+/// registers live (4 filters × 3 vectors) clang shuffled and spilled them inside the tap loop.
+#define FOR_FILTERS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+
+#define DECLARE(F) VEC a##F##0 = V_ZERO(), a##F##1 = V_ZERO();
+
+/// One tap: `vectors` input vectors loaded once, each multiplied by the 6 filters' weights.
+#define MULTIPLY(F)                                                        \
+    weight = V_BROADCAST(w + F);                                           \
+    a##F##0 = V_FMA(weight, x0, a##F##0);                                  \
+    if (vectors > 1) a##F##1 = V_FMA(weight, x1, a##F##1);
+
+/// Adds filter F's bias and stores its `vectors` vectors (only `lastCount` lanes of the last one).
+#define STORE(F)                                                                            \
+    if (F < filtersHere) {                                                                  \
+        const VEC b = V_SET1(bias ? bias[F] : 0.0f);                                         \
+        NAME(storeRow)(out[F], vectors, lastCount, V_ADD(a##F##0, b), V_ADD(a##F##1, b)); \
+    }
+
+/// Stores `vectors` (1 or 2) vectors of one filter's row; only `lastCount` lanes of the last.
+TARGET INLINE void NAME(storeRow)(float *out, int vectors, long lastCount, VEC v0, VEC v1) {
+    VEC last = vectors == 1 ? v0 : v1;
+    if (vectors > 1) V_STORE(out, v0);
+    float *lastOut = out + LANES * (vectors - 1);
+    if (lastCount == LANES) {
+        V_STORE(lastOut, last);
+    } else {
+        V_MASKSTORE(lastOut, V_MASK(lastCount), last);
+    }
+}
+
+/// 6 filters × `V` × LANES output columns starting at `input`, over every tap. The bias is added
+/// after the sum. `V` is a constant at each call site, so each compiles to its own loop.
+#define BLOCK(V)                                                           \
+    do {                                                                   \
+        enum { vectors = V };                                              \
+        FOR_FILTERS(DECLARE)                                               \
+        for (long t = 0; t < tapCount; t++) {                              \
+            const float *x = input + taps[t];                              \
+            const float *w = weights + KERNELS_DIRECT_FILTER_BLOCK * t;    \
+            const VEC x0 = V_LOAD(x);                                      \
+            const VEC x1 = vectors > 1 ? V_LOAD(x + LANES) : x0;           \
+            VEC weight;                                                    \
+            FOR_FILTERS(MULTIPLY)                                          \
+        }                                                                  \
+        FOR_FILTERS(STORE)                                                 \
+    } while (0)
+
+TARGET static void NAME(block2)(const float *input, const long *taps, long tapCount, const float *weights,
+                          const float *bias, float *const out[KERNELS_DIRECT_FILTER_BLOCK], long filtersHere,
+                          long lastCount) {
+    BLOCK(2);
+}
+
+TARGET static void NAME(block1)(const float *input, const long *taps, long tapCount, const float *weights,
+                          const float *bias, float *const out[KERNELS_DIRECT_FILTER_BLOCK], long filtersHere,
+                          long lastCount) {
+    BLOCK(1);
+}
+
+TARGET void NAME(kernels_direct_convolution)(const float *padded, long rowStride, long strideH,
+                                            const long *taps, long tapCount,
+                                            const float *packedWeights, const float *bias, long filters,
+                                            float *output, long outputHeight, long outputWidth,
+                                            long rowBegin, long rowEnd) {
+    const long planeSize = outputHeight * outputWidth;
+    const long blocks = (filters + KERNELS_DIRECT_FILTER_BLOCK - 1) / KERNELS_DIRECT_FILTER_BLOCK;
+    for (long oh = rowBegin; oh < rowEnd; oh++) {
+        const float *row = padded + oh * strideH * rowStride;
+        for (long b = 0; b < blocks; b++) {
+            const long first = b * KERNELS_DIRECT_FILTER_BLOCK;
+            const long filtersHere = filters - first < KERNELS_DIRECT_FILTER_BLOCK ? filters - first : KERNELS_DIRECT_FILTER_BLOCK;
+            const float *weights = packedWeights + b * tapCount * KERNELS_DIRECT_FILTER_BLOCK;
+            const float *blockBias = bias ? bias + first : 0;
+            float *out[KERNELS_DIRECT_FILTER_BLOCK];
+            for (long f = 0; f < KERNELS_DIRECT_FILTER_BLOCK; f++) {
+                out[f] = output + (first + (f < filtersHere ? f : 0)) * planeSize + oh * outputWidth;
+            }
+            float *at[KERNELS_DIRECT_FILTER_BLOCK];
+            long ow = 0;
+            for (; ow + 2 * LANES <= outputWidth; ow += 2 * LANES) {
+                for (long f = 0; f < KERNELS_DIRECT_FILTER_BLOCK; f++) at[f] = out[f] + ow;
+                NAME(block2)(row + ow, taps, tapCount, weights, blockBias, at, filtersHere, LANES);
+            }
+            const long rest = outputWidth - ow;
+            if (rest == 0) continue;
+            for (long f = 0; f < KERNELS_DIRECT_FILTER_BLOCK; f++) at[f] = out[f] + ow;
+            if (rest > LANES) {
+                NAME(block2)(row + ow, taps, tapCount, weights, blockBias, at, filtersHere, rest - LANES);
+            } else {
+                NAME(block1)(row + ow, taps, tapCount, weights, blockBias, at, filtersHere, rest);
+            }
+        }
+    }
+}
+
+
+
+#ifdef WITH_WEIGHT_GRADIENT
+/// Output-gradient floats per filter swept before each flush to the weight gradient: a band of
+/// whole rows this long keeps its 6 filters' rows (12 KiB) in L1 while every tap pair sweeps them.
+#define WEIGHT_GRADIENT_BAND_FLOATS 512
+
+#define WG_DECLARE(F) VEC g##F##0 = V_ZERO(), g##F##1 = V_ZERO();
+/// One vector of 8 output positions: filter F's gradient times the two taps' inputs.
+#define WG_MULTIPLY(F)                                              \
+    {                                                               \
+        const VEC dy = LOAD(dyRows[F] + ow);                        \
+        g##F##0 = V_FMA(dy, x0, g##F##0);                           \
+        g##F##1 = V_FMA(dy, x1, g##F##1);                           \
+    }
+#define WG_FLUSH(F)                                                                   \
+    if (F < filtersHere) {                                                            \
+        weightGradient[(first + F) * tapCount + t] += V_SUM(g##F##0);                 \
+        if (pair) weightGradient[(first + F) * tapCount + t + 1] += V_SUM(g##F##1);   \
+    }
+
+TARGET void NAME(kernels_direct_weight_gradient)(const float *padded, long rowStride, long strideH,
+                                                const long *taps, long tapCount, long tapBegin, long tapEnd,
+                                                const float *outputGradient, long filters,
+                                                long outputHeight, long outputWidth, float *weightGradient) {
+    const long planeSize = outputHeight * outputWidth;
+    const long blocks = (filters + KERNELS_DIRECT_FILTER_BLOCK - 1) / KERNELS_DIRECT_FILTER_BLOCK;
+    const long fullWidth = outputWidth / LANES * LANES, tail = outputWidth - fullWidth;
+    const long band = outputWidth >= WEIGHT_GRADIENT_BAND_FLOATS ? 1 : WEIGHT_GRADIENT_BAND_FLOATS / outputWidth;
+    for (long top = 0; top < outputHeight; top += band) {
+        const long bottom = top + band < outputHeight ? top + band : outputHeight;
+        for (long b = 0; b < blocks; b++) {
+            const long first = b * KERNELS_DIRECT_FILTER_BLOCK;
+            const long filtersHere = filters - first < KERNELS_DIRECT_FILTER_BLOCK ? filters - first : KERNELS_DIRECT_FILTER_BLOCK;
+            for (long t = tapBegin; t < tapEnd; t += 2) {
+                // Two taps per sweep: each gradient vector loaded feeds 2 accumulators, each input
+                // vector 6. An odd last tap is swept twice and flushed once.
+                const int pair = t + 1 < tapEnd;
+                const long offset0 = taps[t], offset1 = taps[pair ? t + 1 : t];
+                FOR_FILTERS(WG_DECLARE)
+                for (long oh = top; oh < bottom; oh++) {
+                    const float *row = padded + oh * strideH * rowStride;
+                    const float *dyRows[KERNELS_DIRECT_FILTER_BLOCK];
+                    for (long f = 0; f < KERNELS_DIRECT_FILTER_BLOCK; f++) {
+                        // Missing filters read filter `first`'s row; their sums are never flushed.
+                        dyRows[f] = outputGradient + (first + (f < filtersHere ? f : 0)) * planeSize + oh * outputWidth;
+                    }
+                    // Full vectors with plain loads: 12 accumulators, 2 inputs and 1 gradient
+                    // vector fill 15 registers (a mask held across this loop made 16 and spills).
+#define LOAD(p) V_LOAD(p)
+                    for (long ow = 0; ow < fullWidth; ow += 8) {
+                        const VEC x0 = LOAD(row + offset0 + ow), x1 = LOAD(row + offset1 + ow);
+                        FOR_FILTERS(WG_MULTIPLY)
+                    }
+#undef LOAD
+                    if (tail) {
+                        // Masked lanes load zeros on both sides, so pixels past the row's last
+                        // window (even infinities) never reach the sum.
+                        const MASK mask = V_MASK(tail);
+#define LOAD(p) V_MASKLOAD(p, mask)
+                        const long ow = fullWidth;
+                        const VEC x0 = LOAD(row + offset0 + ow), x1 = LOAD(row + offset1 + ow);
+                        FOR_FILTERS(WG_MULTIPLY)
+#undef LOAD
+                    }
+                }
+                FOR_FILTERS(WG_FLUSH)
+            }
+        }
+    }
+}
+#endif
+
+#undef FOR_FILTERS
+#undef DECLARE
+#undef MULTIPLY
+#undef STORE
+#undef BLOCK
+#undef WEIGHT_GRADIENT_BAND_FLOATS
+#undef WG_DECLARE
+#undef WG_MULTIPLY
+#undef WG_FLUSH
