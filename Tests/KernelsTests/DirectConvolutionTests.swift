@@ -52,6 +52,12 @@ import Testing
 
     func weightShape(_ c: Case) -> [Int] { [c.filters, c.input[1], c.kernel.height, c.kernel.width] }
 
+    /// Random input, weight and bias for a case.
+    func operands(_ c: Case, using generator: inout SeededGenerator) -> (x: Tensor, w: Tensor, b: Tensor) {
+        (Tensor.random(c.input, using: &generator), Tensor.random(weightShape(c), using: &generator),
+         Tensor.random([c.filters], using: &generator))
+    }
+
     @Test func casesReallyTakeTheDirectPath() throws {
         // On CPUs without AVX2 + FMA (arm64 servers) every layer must fall back to im2col + GEMM.
         for c in Self.cases() {
@@ -63,9 +69,7 @@ import Testing
     @Test func forwardMatchesTheReference() throws {
         var generator = SeededGenerator(seed: 62)
         for c in Self.cases() {
-            let x = Tensor.random(c.input, using: &generator)
-            let w = Tensor.random(weightShape(c), using: &generator)
-            let b = Tensor.random([c.filters], using: &generator)
+            let (x, w, b) = operands(c, using: &generator)
             let params = Reference.Params(stride: c.stride, padding: c.padding, dilation: c.dilation)
             let expected = Reference.conv2d(x, w, nil, params)
             let y = try layer(c).forward(x, weight: w)
@@ -86,9 +90,7 @@ import Testing
         // and AVX-512 where present) is called directly on the same cases.
         var generator = SeededGenerator(seed: 67)
         for c in Self.cases() {
-            let x = Tensor.random(c.input, using: &generator)
-            let w = Tensor.random(weightShape(c), using: &generator)
-            let b = Tensor.random([c.filters], using: &generator)
+            let (x, w, b) = operands(c, using: &generator)
             guard var direct = try layer(c).makeEngine(input: c.input, weight: w.shape).forwardDirect else { continue }
             let params = Reference.Params(stride: c.stride, padding: c.padding, dilation: c.dilation)
             let expected = Reference.conv2d(x, w, b, params)
