@@ -26,6 +26,7 @@ TARGET INLINE float laneSumAVX2(__m256 v) {
 #define NAME(x) x##_avx2
 #define VEC __m256
 #define LANES 8
+#define MAX_VECTORS 2
 #define MASK __m256i
 #define V_ZERO() _mm256_setzero_ps()
 #define V_LOAD(p) _mm256_loadu_ps(p)
@@ -44,6 +45,7 @@ TARGET INLINE float laneSumAVX2(__m256 v) {
 #undef NAME
 #undef VEC
 #undef LANES
+#undef MAX_VECTORS
 #undef MASK
 #undef V_ZERO
 #undef V_LOAD
@@ -67,6 +69,7 @@ TARGET INLINE float laneSumAVX2(__m256 v) {
 #define NAME(x) x##_avx512
 #define VEC __m512
 #define LANES 16
+#define MAX_VECTORS 4
 #define MASK __mmask16
 #define V_ZERO() _mm512_setzero_ps()
 #define V_LOAD(p) _mm512_loadu_ps(p)

@@ -5,34 +5,42 @@
 //   VEC, LANES   the float vector type and its lane count; MASK, the lane-mask type
 //   V_ZERO() V_LOAD(p) V_STORE(p, v) V_MASK(count) V_MASKLOAD(p, m) V_MASKSTORE(p, m, v)
 //   V_BROADCAST(p) V_SET1(x) V_FMA(a, b, c) V_ADD(a, b) V_SUM(v)
+//   MAX_VECTORS  the widest block, in vectors (2 with 16 registers, 4 with 32)
 // and, to include the weight-gradient kernel too, WITH_WEIGHT_GRADIENT.
-// A block is 6 filters × 2 vectors of output columns (16 with AVX2, 32 with AVX-512).
+// A block is 6 filters × up to MAX_VECTORS vectors of output columns (16 columns with AVX2, 64
+// with AVX-512).
 // No include guard: it is meant to be included more than once.
 
 /// The accumulators of one block: filter `f`, vector `v` is `a<f><v>`. They are named variables,
-/// not an array, and at most 12 with 2 input vectors and 1 weight beside them: with all 16 YMM
-/// registers live (4 filters × 3 vectors) clang shuffled and spilled them inside the tap loop.
+/// not an array, and with AVX2 at most 12 (2 vectors) with 2 input vectors and 1 weight beside
+/// them: with all 16 YMM registers live (4 filters × 3 vectors) clang shuffled and spilled them
+/// inside the tap loop. AVX-512's 32 registers hold 6 × 4 accumulators, 4 inputs and 1 weight.
 #define FOR_FILTERS(X) X(0) X(1) X(2) X(3) X(4) X(5)
 
-#define DECLARE(F) VEC a##F##0 = V_ZERO(), a##F##1 = V_ZERO();
+#define DECLARE(F) VEC a##F##0 = V_ZERO(), a##F##1 = V_ZERO(), a##F##2 = V_ZERO(), a##F##3 = V_ZERO();
 
 /// One tap: `vectors` input vectors loaded once, each multiplied by the 6 filters' weights.
 #define MULTIPLY(F)                                                        \
     weight = V_BROADCAST(w + F);                                           \
     a##F##0 = V_FMA(weight, x0, a##F##0);                                  \
-    if (vectors > 1) a##F##1 = V_FMA(weight, x1, a##F##1);
+    if (vectors > 1) a##F##1 = V_FMA(weight, x1, a##F##1);                 \
+    if (vectors > 2) a##F##2 = V_FMA(weight, x2, a##F##2);                 \
+    if (vectors > 3) a##F##3 = V_FMA(weight, x3, a##F##3);
 
 /// Adds filter F's bias and stores its `vectors` vectors (only `lastCount` lanes of the last one).
 #define STORE(F)                                                                            \
     if (F < filtersHere) {                                                                  \
-        const VEC b = V_SET1(bias ? bias[F] : 0.0f);                                         \
-        NAME(storeRow)(out[F], vectors, lastCount, V_ADD(a##F##0, b), V_ADD(a##F##1, b)); \
+        const VEC b = V_SET1(bias ? bias[F] : 0.0f);                                        \
+        NAME(storeRow)(out[F], vectors, lastCount, V_ADD(a##F##0, b), V_ADD(a##F##1, b),    \
+                       V_ADD(a##F##2, b), V_ADD(a##F##3, b));                               \
     }
 
-/// Stores `vectors` (1 or 2) vectors of one filter's row; only `lastCount` lanes of the last.
-TARGET INLINE void NAME(storeRow)(float *out, int vectors, long lastCount, VEC v0, VEC v1) {
-    VEC last = vectors == 1 ? v0 : v1;
+/// Stores `vectors` (1–4) vectors of one filter's row; only `lastCount` lanes of the last.
+TARGET INLINE void NAME(storeRow)(float *out, int vectors, long lastCount, VEC v0, VEC v1, VEC v2, VEC v3) {
     if (vectors > 1) V_STORE(out, v0);
+    if (vectors > 2) V_STORE(out + LANES, v1);
+    if (vectors > 3) V_STORE(out + 2 * LANES, v2);
+    VEC last = vectors == 1 ? v0 : vectors == 2 ? v1 : vectors == 3 ? v2 : v3;
     float *lastOut = out + LANES * (vectors - 1);
     if (lastCount == LANES) {
         V_STORE(lastOut, last);
@@ -52,22 +60,40 @@ TARGET INLINE void NAME(storeRow)(float *out, int vectors, long lastCount, VEC v
             const float *w = weights + KERNELS_DIRECT_FILTER_BLOCK * t;    \
             const VEC x0 = V_LOAD(x);                                      \
             const VEC x1 = vectors > 1 ? V_LOAD(x + LANES) : x0;           \
+            const VEC x2 = vectors > 2 ? V_LOAD(x + 2 * LANES) : x0;       \
+            const VEC x3 = vectors > 3 ? V_LOAD(x + 3 * LANES) : x0;       \
             VEC weight;                                                    \
             FOR_FILTERS(MULTIPLY)                                          \
         }                                                                  \
         FOR_FILTERS(STORE)                                                 \
     } while (0)
 
-TARGET static void NAME(block2)(const float *input, const long *taps, long tapCount, const float *weights,
-                          const float *bias, float *const out[KERNELS_DIRECT_FILTER_BLOCK], long filtersHere,
-                          long lastCount) {
-    BLOCK(2);
-}
+#define BLOCK_FUNCTION(V)                                                                                     \
+    TARGET static void NAME(block##V)(const float *input, const long *taps, long tapCount, const float *weights, \
+                                      const float *bias, float *const out[KERNELS_DIRECT_FILTER_BLOCK],       \
+                                      long filtersHere, long lastCount) {                                     \
+        BLOCK(V);                                                                                             \
+    }
+BLOCK_FUNCTION(1)
+BLOCK_FUNCTION(2)
+#if MAX_VECTORS > 2
+BLOCK_FUNCTION(3)
+BLOCK_FUNCTION(4)
+#endif
 
-TARGET static void NAME(block1)(const float *input, const long *taps, long tapCount, const float *weights,
-                          const float *bias, float *const out[KERNELS_DIRECT_FILTER_BLOCK], long filtersHere,
-                          long lastCount) {
-    BLOCK(1);
+/// The block of `vectors` (1...MAX_VECTORS) vectors, the last with `lastCount` lanes.
+TARGET INLINE void NAME(block)(long vectors, const float *input, const long *taps, long tapCount,
+                               const float *weights, const float *bias,
+                               float *const out[KERNELS_DIRECT_FILTER_BLOCK], long filtersHere, long lastCount) {
+    switch (vectors) {
+    case 1: NAME(block1)(input, taps, tapCount, weights, bias, out, filtersHere, lastCount); break;
+    case 2: NAME(block2)(input, taps, tapCount, weights, bias, out, filtersHere, lastCount); break;
+#if MAX_VECTORS > 2
+    case 3: NAME(block3)(input, taps, tapCount, weights, bias, out, filtersHere, lastCount); break;
+    case 4: NAME(block4)(input, taps, tapCount, weights, bias, out, filtersHere, lastCount); break;
+#endif
+    default: break;
+    }
 }
 
 TARGET void NAME(kernels_direct_convolution)(const float *padded, long rowStride, long strideH,
@@ -77,6 +103,7 @@ TARGET void NAME(kernels_direct_convolution)(const float *padded, long rowStride
                                             long rowBegin, long rowEnd) {
     const long planeSize = outputHeight * outputWidth;
     const long blocks = (filters + KERNELS_DIRECT_FILTER_BLOCK - 1) / KERNELS_DIRECT_FILTER_BLOCK;
+    const long widest = MAX_VECTORS * LANES;
     for (long oh = rowBegin; oh < rowEnd; oh++) {
         const float *row = padded + oh * strideH * rowStride;
         for (long b = 0; b < blocks; b++) {
@@ -89,24 +116,16 @@ TARGET void NAME(kernels_direct_convolution)(const float *padded, long rowStride
                 out[f] = output + (first + (f < filtersHere ? f : 0)) * planeSize + oh * outputWidth;
             }
             float *at[KERNELS_DIRECT_FILTER_BLOCK];
-            long ow = 0;
-            for (; ow + 2 * LANES <= outputWidth; ow += 2 * LANES) {
+            for (long ow = 0; ow < outputWidth; ow += widest) {
+                const long rest = outputWidth - ow < widest ? outputWidth - ow : widest;
+                const long vectors = (rest + LANES - 1) / LANES;
                 for (long f = 0; f < KERNELS_DIRECT_FILTER_BLOCK; f++) at[f] = out[f] + ow;
-                NAME(block2)(row + ow, taps, tapCount, weights, blockBias, at, filtersHere, LANES);
-            }
-            const long rest = outputWidth - ow;
-            if (rest == 0) continue;
-            for (long f = 0; f < KERNELS_DIRECT_FILTER_BLOCK; f++) at[f] = out[f] + ow;
-            if (rest > LANES) {
-                NAME(block2)(row + ow, taps, tapCount, weights, blockBias, at, filtersHere, rest - LANES);
-            } else {
-                NAME(block1)(row + ow, taps, tapCount, weights, blockBias, at, filtersHere, rest);
+                NAME(block)(vectors, row + ow, taps, tapCount, weights, blockBias, at, filtersHere,
+                            rest - (vectors - 1) * LANES);
             }
         }
     }
 }
-
-
 
 #ifdef WITH_WEIGHT_GRADIENT
 /// Output-gradient floats per filter swept before each flush to the weight gradient: a band of
@@ -184,6 +203,7 @@ TARGET void NAME(kernels_direct_weight_gradient)(const float *padded, long rowSt
 #undef MULTIPLY
 #undef STORE
 #undef BLOCK
+#undef BLOCK_FUNCTION
 #undef WEIGHT_GRADIENT_BAND_FLOATS
 #undef WG_DECLARE
 #undef WG_MULTIPLY
