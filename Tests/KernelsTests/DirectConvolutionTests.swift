@@ -1,10 +1,11 @@
 import Testing
 @testable import Kernels
 
-/// The AVX2 direct kernel takes the forward pass of layers with ≤ 4 input channels and ≤ 160
-/// taps, and of stride-1 layers with a 5×5 or larger kernel and ≤ 64 filters. These cases are built to land on it and to hit every edge of its layout: output widths
-/// around its 8- and 24-column blocks, filter counts around its 4-filter blocks, strides 1–3
-/// (column phases), dilation, asymmetric and large padding, one image (rows split across cores)
+/// The direct kernel takes the forward pass of layers with ≤ 4 input channels and ≤ 160
+/// taps, and of stride-1 layers with a 5×5 or larger kernel and ≤ 64 filters. These cases are
+/// built to land on it and to hit every edge of its layout: output widths around its blocks
+/// (8-lane vectors in 16-column blocks with AVX2, 16-lane vectors in blocks of up to 64 with
+/// AVX-512), filter counts around its 6-filter blocks, strides 1–3 (column phases), dilation, asymmetric and large padding, one image (rows split across cores)
 /// and several (images split across cores). Each is compared with the float64 reference.
 @Suite struct DirectConvolutionTests {
     struct Case: CustomStringConvertible {
@@ -30,6 +31,10 @@ import Testing
                  padding: Size2D(height: 0, width: 1)),
             Case(input: [1, 32, 9, 21], filters: 64, kernel: 5, padding: 2),             // 5×5, many channels
             Case(input: [1, 16, 12, 20], filters: 17, kernel: 7, padding: 3),            // 7×7 (784 taps)
+            // AVX-512 blocks of 1–4 vectors: 69 = 64 + 5, 42 = 32 + 10, 50 = 48 + 2 columns.
+            Case(input: [1, 2, 5, 71], filters: 7, kernel: 3),
+            Case(input: [2, 3, 6, 42], filters: 8, kernel: 3, padding: 1),
+            Case(input: [1, 1, 4, 52], filters: 13, kernel: Size2D(height: 1, width: 3)),
             Case(input: [3, 9, 10, 14], filters: 11, kernel: Size2D(height: 5, width: 6), padding: Size2D(height: 1, width: 0),
                  dilation: Size2D(height: 1, width: 2)),
         ]
