@@ -35,14 +35,13 @@ struct DirectConvolution {
     enum InstructionSet: CaseIterable, Sendable {
         /// 8 lanes: 6 filters × 16 columns per block.
         case avx2
-        /// 16 lanes and 32 registers: 6 filters × up to 64 columns per block, for the forward
-        /// kernel (and so the backward-data pass). Measured on an Intel Xeon (family 6, model
-        /// 207), minimum of 3 alternating runs against the AVX2 build: 8×32×64×64 → 32 5×5
-        /// 13.1 → 8.1 ms, 8×16×64×64 → 16 7×7 5.5 → 3.5 ms, the 7×7 stem 12.6 → 10.4 ms,
-        /// 64×3×32×32 → 16 0.44 → 0.31 ms (with 32-column blocks; 64-column blocks then took
-        /// the medians of 6 runs from 11.6 to 9.5, 5.7 to 4.6 and, with 64 filters, 21.6 to
-        /// 18.1 ms). The weight gradient stays on AVX2, whose build was faster there (15.6
-        /// against 23.0 ms).
+        /// 16 lanes and 32 registers: 6 filters × up to 64 columns per block. Measured on an
+        /// Intel Xeon (family 6, model 207) against the AVX2 build, minimum of 3 alternating
+        /// runs: forward 8×32×64×64 → 32 5×5 13.1 → 8.1 ms, 8×16×64×64 → 16 7×7 5.5 → 3.5 ms,
+        /// the 7×7 stem 12.6 → 10.4 ms, 64×3×32×32 → 16 0.44 → 0.31 ms (with 32-column
+        /// blocks; 64-column blocks then took the medians of 6 runs from 11.6 to 9.5, 5.7 to
+        /// 4.6 and, with 64 filters, 21.6 to 18.1 ms); weight gradient (medians of 4) 5×5
+        /// 19.4 → 15.7 ms, 7×7 8.6 → 6.7 ms, stem 21.1 → 17.9 ms.
         case avx512
 
         /// Whether this CPU and OS run it (read once).
@@ -177,10 +176,10 @@ struct DirectConvolution {
         let taps = tapOffsets()
         taps.withUnsafeBufferPointer { taps in
             func accumulate(_ padded: UnsafePointer<Float>, image: Int, taps range: Range<Int>, into gradient: UnsafeMutablePointer<Float>) {
-                kernels_direct_weight_gradient_avx2(padded, rowStride, g.stride.height, taps.baseAddress!, taps.count,
-                                                    range.lowerBound, range.upperBound,
-                                                    outputGradient + image * outputImageSize, filters,
-                                                    g.outputHeight, g.outputWidth, gradient)
+                let kernel = instructionSet == .avx512 ? kernels_direct_weight_gradient_avx512 : kernels_direct_weight_gradient_avx2
+                kernel(padded, rowStride, g.stride.height, taps.baseAddress!, taps.count,
+                       range.lowerBound, range.upperBound, outputGradient + image * outputImageSize, filters,
+                       g.outputHeight, g.outputWidth, gradient)
             }
             guard imageWorkers > 1 else {
                 // One image at a time, its taps split across cores in pairs (as the kernel sweeps them).

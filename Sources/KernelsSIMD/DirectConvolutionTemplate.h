@@ -133,7 +133,7 @@ TARGET void NAME(kernels_direct_convolution)(const float *padded, long rowStride
 #define WEIGHT_GRADIENT_BAND_FLOATS 512
 
 #define WG_DECLARE(F) VEC g##F##0 = V_ZERO(), g##F##1 = V_ZERO();
-/// One vector of 8 output positions: filter F's gradient times the two taps' inputs.
+/// One vector of LANES output positions: filter F's gradient times the two taps' inputs.
 #define WG_MULTIPLY(F)                                              \
     {                                                               \
         const VEC dy = LOAD(dyRows[F] + ow);                        \
@@ -175,7 +175,7 @@ TARGET void NAME(kernels_direct_weight_gradient)(const float *padded, long rowSt
                     // Full vectors with plain loads: 12 accumulators, 2 inputs and 1 gradient
                     // vector fill 15 registers (a mask held across this loop made 16 and spills).
 #define LOAD(p) V_LOAD(p)
-                    for (long ow = 0; ow < fullWidth; ow += 8) {
+                    for (long ow = 0; ow < fullWidth; ow += LANES) {
                         const VEC x0 = LOAD(row + offset0 + ow), x1 = LOAD(row + offset1 + ow);
                         FOR_FILTERS(WG_MULTIPLY)
                     }

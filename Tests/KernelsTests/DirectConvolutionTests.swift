@@ -91,14 +91,16 @@ import Testing
     }
 
     @Test func everyInstructionSetMatchesTheReference() throws {
-        // The layers above run the widest build this CPU has; here each build it runs (AVX2,
-        // and AVX-512 where present) is called directly on the same cases.
+        // The layers run the widest build this CPU has; here each build it runs (AVX2, and
+        // AVX-512 where present) is called directly on the same cases, forward and weight gradient.
         var generator = SeededGenerator(seed: 67)
         for c in Self.cases() {
             let (x, w, b) = operands(c, using: &generator)
             guard var direct = try layer(c).makeEngine(input: c.input, weight: w.shape).forwardDirect else { continue }
             let params = Reference.Params(stride: c.stride, padding: c.padding, dilation: c.dilation)
             let expected = Reference.conv2d(x, w, b, params)
+            let dy = Tensor.random(expected.shape, using: &generator)
+            let expectedGradient = Reference.conv2dWeightGradient(dy, x, weightShape: w.shape, params)
             for instructionSet in DirectConvolution.InstructionSet.allCases where instructionSet.isSupported {
                 direct.instructionSet = instructionSet
                 var output = [Float](repeating: .nan, count: expected.values.count)
@@ -111,6 +113,15 @@ import Testing
                     }
                 }
                 #expect(relativeError(output, expected.values) <= 2e-4, "\(c) \(instructionSet)")
+
+                var gradient = [Float](repeating: .nan, count: w.scalars.count)
+                workspace = [Float](repeating: .nan, count: direct.weightGradientWorkspaceCount)
+                x.withPointer { x in
+                    dy.withPointer { dy in
+                        direct.weightGradient(input: x, outputGradient: dy, weightGradient: &gradient, workspace: &workspace)
+                    }
+                }
+                #expect(relativeError(gradient, expectedGradient) <= 2e-4, "\(c) \(instructionSet) weight gradient")
             }
         }
     }

@@ -61,6 +61,11 @@ void kernels_direct_weight_gradient_avx2(const float *padded, long rowStride, lo
                                          const long *taps, long tapCount, long tapBegin, long tapEnd,
                                          const float *outputGradient, long filters,
                                          long outputHeight, long outputWidth, float *weightGradient);
+/// The same with AVX-512. Requires kernels_simd_has_avx512f().
+void kernels_direct_weight_gradient_avx512(const float *padded, long rowStride, long strideH,
+                                           const long *taps, long tapCount, long tapBegin, long tapEnd,
+                                           const float *outputGradient, long filters,
+                                           long outputHeight, long outputWidth, float *weightGradient);
 
 
 #endif
