@@ -27,6 +27,7 @@ TARGET INLINE float laneSumAVX2(__m256 v) {
 #define VEC __m256
 #define LANES 8
 #define MAX_VECTORS 2
+#define WG_TAPS 2
 #define MASK __m256i
 #define V_ZERO() _mm256_setzero_ps()
 #define V_LOAD(p) _mm256_loadu_ps(p)
@@ -46,6 +47,7 @@ TARGET INLINE float laneSumAVX2(__m256 v) {
 #undef VEC
 #undef LANES
 #undef MAX_VECTORS
+#undef WG_TAPS
 #undef MASK
 #undef V_ZERO
 #undef V_LOAD
@@ -68,6 +70,7 @@ TARGET INLINE float laneSumAVX2(__m256 v) {
 #define VEC __m512
 #define LANES 16
 #define MAX_VECTORS 4
+#define WG_TAPS 4
 #define MASK __mmask16
 #define V_ZERO() _mm512_setzero_ps()
 #define V_LOAD(p) _mm512_loadu_ps(p)

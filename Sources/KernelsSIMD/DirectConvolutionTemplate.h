@@ -6,7 +6,8 @@
 //   V_ZERO() V_LOAD(p) V_STORE(p, v) V_MASK(count) V_MASKLOAD(p, m) V_MASKSTORE(p, m, v)
 //   V_BROADCAST(p) V_SET1(x) V_FMA(a, b, c) V_ADD(a, b) V_SUM(v)
 //   MAX_VECTORS  the widest block, in vectors (2 with 16 registers, 4 with 32)
-// and, to include the weight-gradient kernel too, WITH_WEIGHT_GRADIENT.
+// and, to include the weight-gradient kernel too, WITH_WEIGHT_GRADIENT and WG_TAPS (the taps
+// one sweep sums: 2 with 16 registers, 4 with 32).
 // A block is 6 filters × up to MAX_VECTORS vectors of output columns (16 columns with AVX2, 64
 // with AVX-512).
 // No include guard: it is meant to be included more than once.
@@ -129,22 +130,32 @@ TARGET void NAME(kernels_direct_convolution)(const float *padded, long rowStride
 
 #ifdef WITH_WEIGHT_GRADIENT
 /// Output-gradient floats per filter swept before each flush to the weight gradient: a band of
-/// whole rows this long keeps its 6 filters' rows (12 KiB) in L1 while every tap pair sweeps them.
+/// whole rows this long keeps its 6 filters' rows (12 KiB) in L1 while every group of taps sweeps them.
 #define WEIGHT_GRADIENT_BAND_FLOATS 512
 
-#define WG_DECLARE(F) VEC g##F##0 = V_ZERO(), g##F##1 = V_ZERO();
-/// One vector of LANES output positions: filter F's gradient times the two taps' inputs.
+#define WG_DECLARE(F) VEC g##F##0 = V_ZERO(), g##F##1 = V_ZERO(), g##F##2 = V_ZERO(), g##F##3 = V_ZERO();
+/// One vector of LANES output positions: filter F's gradient times the WG_TAPS taps' inputs.
 #define WG_MULTIPLY(F)                                              \
     {                                                               \
         const VEC dy = LOAD(dyRows[F] + ow);                        \
         g##F##0 = V_FMA(dy, x0, g##F##0);                           \
         g##F##1 = V_FMA(dy, x1, g##F##1);                           \
+        if (WG_TAPS > 2) g##F##2 = V_FMA(dy, x2, g##F##2);          \
+        if (WG_TAPS > 2) g##F##3 = V_FMA(dy, x3, g##F##3);          \
     }
-#define WG_FLUSH(F)                                                                   \
-    if (F < filtersHere) {                                                            \
-        weightGradient[(first + F) * tapCount + t] += V_SUM(g##F##0);                 \
-        if (pair) weightGradient[(first + F) * tapCount + t + 1] += V_SUM(g##F##1);   \
+#define WG_FLUSH(F)                                                                         \
+    if (F < filtersHere) {                                                                  \
+        float *sums = weightGradient + (first + F) * tapCount + t;                          \
+        sums[0] += V_SUM(g##F##0);                                                          \
+        if (swept > 1) sums[1] += V_SUM(g##F##1);                                           \
+        if (WG_TAPS > 2 && swept > 2) sums[2] += V_SUM(g##F##2);                            \
+        if (WG_TAPS > 2 && swept > 3) sums[3] += V_SUM(g##F##3);                            \
     }
+/// The inputs of the swept taps at column `ow` (LOAD decides plain or masked).
+#define WG_LOAD_INPUTS                                                                      \
+    const VEC x0 = LOAD(row + offset[0] + ow), x1 = LOAD(row + offset[1] + ow);             \
+    const VEC x2 = WG_TAPS > 2 ? LOAD(row + offset[2] + ow) : x0;                           \
+    const VEC x3 = WG_TAPS > 2 ? LOAD(row + offset[3] + ow) : x0;
 
 TARGET void NAME(kernels_direct_weight_gradient)(const float *padded, long rowStride, long strideH,
                                                 const long *taps, long tapCount, long tapBegin, long tapEnd,
@@ -159,11 +170,12 @@ TARGET void NAME(kernels_direct_weight_gradient)(const float *padded, long rowSt
         for (long b = 0; b < blocks; b++) {
             const long first = b * KERNELS_DIRECT_FILTER_BLOCK;
             const long filtersHere = filters - first < KERNELS_DIRECT_FILTER_BLOCK ? filters - first : KERNELS_DIRECT_FILTER_BLOCK;
-            for (long t = tapBegin; t < tapEnd; t += 2) {
-                // Two taps per sweep: each gradient vector loaded feeds 2 accumulators, each input
-                // vector 6. An odd last tap is swept twice and flushed once.
-                const int pair = t + 1 < tapEnd;
-                const long offset0 = taps[t], offset1 = taps[pair ? t + 1 : t];
+            for (long t = tapBegin; t < tapEnd; t += WG_TAPS) {
+                // WG_TAPS taps per sweep: each gradient vector loaded feeds WG_TAPS accumulators,
+                // each input vector 6. Past the last tap, the last one is swept again and not flushed.
+                const long swept = tapEnd - t < WG_TAPS ? tapEnd - t : WG_TAPS;
+                long offset[4];
+                for (long i = 0; i < 4; i++) offset[i] = taps[t + (i < swept ? i : swept - 1)];
                 FOR_FILTERS(WG_DECLARE)
                 for (long oh = top; oh < bottom; oh++) {
                     const float *row = padded + oh * strideH * rowStride;
@@ -172,11 +184,12 @@ TARGET void NAME(kernels_direct_weight_gradient)(const float *padded, long rowSt
                         // Missing filters read filter `first`'s row; their sums are never flushed.
                         dyRows[f] = outputGradient + (first + (f < filtersHere ? f : 0)) * planeSize + oh * outputWidth;
                     }
-                    // Full vectors with plain loads: 12 accumulators, 2 inputs and 1 gradient
-                    // vector fill 15 registers (a mask held across this loop made 16 and spills).
+                    // Full vectors with plain loads: with AVX2, 12 accumulators, 2 inputs and 1
+                    // gradient vector fill 15 registers (a mask held across this loop made 16 and
+                    // spills); AVX-512's 32 hold 24 accumulators, 4 inputs and the gradient.
 #define LOAD(p) V_LOAD(p)
                     for (long ow = 0; ow < fullWidth; ow += LANES) {
-                        const VEC x0 = LOAD(row + offset0 + ow), x1 = LOAD(row + offset1 + ow);
+                        WG_LOAD_INPUTS
                         FOR_FILTERS(WG_MULTIPLY)
                     }
 #undef LOAD
@@ -186,7 +199,7 @@ TARGET void NAME(kernels_direct_weight_gradient)(const float *padded, long rowSt
                         const MASK mask = V_MASK(tail);
 #define LOAD(p) V_MASKLOAD(p, mask)
                         const long ow = fullWidth;
-                        const VEC x0 = LOAD(row + offset0 + ow), x1 = LOAD(row + offset1 + ow);
+                        WG_LOAD_INPUTS
                         FOR_FILTERS(WG_MULTIPLY)
 #undef LOAD
                     }
@@ -208,3 +221,4 @@ TARGET void NAME(kernels_direct_weight_gradient)(const float *padded, long rowSt
 #undef WG_DECLARE
 #undef WG_MULTIPLY
 #undef WG_FLUSH
+#undef WG_LOAD_INPUTS
