@@ -31,6 +31,10 @@ import Testing
                  padding: Size2D(height: 0, width: 1)),
             Case(input: [1, 32, 9, 21], filters: 64, kernel: 5, padding: 2),             // 5×5, many channels
             Case(input: [1, 16, 12, 20], filters: 17, kernel: 7, padding: 3),            // 7×7 (784 taps)
+            // The AVX-512 weight gradient by filters (≥ 128 taps, several images): 40 filters make
+            // 3 vectors (8 padding lanes) and 200 taps end in a partial block of 6; 9 filters, 1 vector.
+            Case(input: [3, 8, 10, 37], filters: 40, kernel: 5, padding: 2),
+            Case(input: [2, 12, 7, 19], filters: 9, kernel: 5, padding: 1),
             // AVX-512 blocks of 1–4 vectors: 69 = 64 + 5, 42 = 32 + 10, 50 = 48 + 2 columns.
             Case(input: [1, 2, 5, 71], filters: 7, kernel: 3),
             Case(input: [2, 3, 6, 42], filters: 8, kernel: 3, padding: 1),

@@ -68,4 +68,14 @@ void kernels_direct_weight_gradient_avx512(const float *padded, long rowStride, 
                                            long outputHeight, long outputWidth, float *weightGradient);
 
 
+/// The weight gradient of one image, accumulated into `weightGradient` (`[filters][tapCount]`)
+/// as kernels_direct_weight_gradient_avx2 does for all taps, vectorized over filters: `scratch`
+/// holds `outputHeight·outputWidth·width + tapCount·width` floats, `width` = filters rounded up
+/// to 16. Requires kernels_simd_has_avx512f().
+void kernels_direct_weight_gradient_by_filters_avx512(const float *padded, long rowStride, long strideH,
+                                                      const long *taps, long tapCount,
+                                                      const float *outputGradient, long filters,
+                                                      long outputHeight, long outputWidth,
+                                                      float *scratch, float *weightGradient);
+
 #endif
