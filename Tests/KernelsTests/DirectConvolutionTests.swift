@@ -5,8 +5,9 @@ import Testing
 /// taps, and of stride-1 layers with a 5×5 or larger kernel and ≤ 64 filters. These cases are
 /// built to land on it and to hit every edge of its layout: output widths around its blocks
 /// (8-lane vectors in 16-column blocks with AVX2, 16-lane vectors in blocks of up to 64 with
-/// AVX-512), filter counts around its 6-filter blocks, strides 1–3 (column phases), dilation, asymmetric and large padding, one image (rows split across cores)
-/// and several (images split across cores). Each is compared with the float64 reference.
+/// AVX-512), filter counts around its 6-filter blocks, strides 1–3 (column phases), dilation,
+/// asymmetric and large padding, one image (rows split across cores) and several (images split
+/// across cores). Each is compared with the float64 reference.
 @Suite struct DirectConvolutionTests {
     struct Case: CustomStringConvertible {
         var input: [Int]
