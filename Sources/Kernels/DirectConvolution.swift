@@ -3,8 +3,8 @@ import KernelsSIMD
 /// Convolution without im2col or GEMM (forward and weight gradient), for layers with few input
 /// channels (an RGB stem, MNIST's one channel) and for large stride-1 kernels with few filters:
 /// an AVX2 + FMA micro-kernel computes 6 filters × 16 output columns at a time (12 accumulator
-/// registers), loading each input vector once for all six filters; on AVX-512 CPUs the forward
-/// kernel's build with 16-lane vectors computes 6 filters × 32 columns (see ``InstructionSet``).
+/// registers), loading each input vector once for all six filters; on AVX-512 CPUs its build
+/// with 16-lane vectors computes 6 filters × up to 64 columns (see ``InstructionSet``).
 ///
 /// Why: with `C·KH·KW` of 25 or 27, OpenBLAS's sgemm spends most of its time packing and
 /// storing (the product has only 25 multiply-adds per output), and im2col writes 25 copies of
@@ -16,13 +16,14 @@ import KernelsSIMD
 /// floats whatever the stride or dilation, and no tap needs a bounds check.
 ///
 /// The weight gradient uses the same padded layout, with the sum over output positions in
-/// registers: 6 filters × 2 taps per sweep over a band of the output gradient. (Its first
-/// version was slower than GEMM: a lane mask held across the inner loop made 16 live YMM
-/// registers and clang spilled; with the masked tail moved out of the loop it is faster.)
+/// registers: 6 filters × 2 taps (4 with AVX-512) per sweep over a band of the output gradient.
+/// (Its first version was slower than GEMM: a lane mask held across the inner loop made 16 live
+/// YMM registers and clang spilled; with the masked tail moved out of the loop it is faster.)
+/// On AVX-512 CPUs, layers with 128+ taps sum by filters instead (see ``sumsByFilters``).
 ///
 /// Used only where the CPU has AVX2 and FMA (checked at run time; the micro-kernels are compiled
-/// for them, and for AVX-512, with function attributes) and the backend is OpenBLAS: the pure-Swift backends
-/// keep their whole pipeline in Swift.
+/// for them, and for AVX-512, with function attributes) and the backend is OpenBLAS: the
+/// pure-Swift backends keep their whole pipeline in Swift.
 ///
 /// - Complexity: O(N · F · C·KH·KW · OH·OW) multiply-adds, plus one padded copy per image.
 struct DirectConvolution {
@@ -182,8 +183,9 @@ struct DirectConvolution {
     }
 
     /// `weightGradient[f][c][kh][kw] = Σₙ Σ_{oh,ow} outputGradient[n][f][oh][ow] · input[n][c][oh·s + kh·d − p][ow·s + kw·d − p]`
-    /// (zero in the padding), from the same padded layout: 6 filters × 2 taps per sweep over a
-    /// band of the output gradient, summed in registers. `weightGradient` is overwritten;
+    /// (zero in the padding), from the same padded layout: 6 filters × 2 or 4 taps per sweep over
+    /// a band of the output gradient, summed in registers (or, see ``sumsByFilters``, a vector of
+    /// filters per tap). `weightGradient` is overwritten;
     /// `workspace` holds ``weightGradientWorkspaceCount`` floats.
     func weightGradient(input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
                         weightGradient: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>) {
