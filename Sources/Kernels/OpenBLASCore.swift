@@ -15,8 +15,9 @@ import Glibc
 ///
 /// So before Kernels' first OpenBLAS call, when OpenBLAS chose a core without AVX2 on a CPU that
 /// has AVX2 or AVX-512 (read from CPUID, not from the model), Kernels re-runs OpenBLAS's own
-/// core selection with `OPENBLAS_CORETYPE` naming the fastest core the CPU supports: the same as
-/// starting the process with that variable set. OpenBLAS's choice stands when it already uses
+/// core selection with `OPENBLAS_CORETYPE` naming the fastest core the CPU supports (or the next
+/// one down, where this OpenBLAS predates it): the same as starting the process with that
+/// variable set. OpenBLAS's choice stands when it already uses
 /// AVX2 or better, when the process set `OPENBLAS_CORETYPE` itself (the user's choice), and when
 /// the library is not a `DYNAMIC_ARCH` build (it then has no selection to re-run).
 enum OpenBLASCore {
@@ -44,21 +45,33 @@ enum OpenBLASCore {
         kernels_openblas_core_for_this_cpu().map { String(cString: $0) }
     }
 
+    /// `core` and the cores below it whose instructions it implies, fastest first.
+    static func coresDownFrom(_ core: String) -> [String] {
+        let order = ["Cooperlake", "SkylakeX", "Haswell"]
+        guard let index = order.firstIndex(of: core) else { return [core] }
+        return Array(order[index...])
+    }
+
     private static func select() -> Selection {
         let detected = runningCore
         #if canImport(Glibc)
         typealias Entry = @convention(c) () -> Void
         guard getenv("OPENBLAS_CORETYPE") == nil,
               !vectorCores.contains(detected.lowercased()),
-              let wanted = fastestSupportedCore,
+              let fastest = fastestSupportedCore,
               let quit = dlsym(nil, "gotoblas_dynamic_quit"), let initialize = dlsym(nil, "gotoblas_dynamic_init")
         else { return Selection(detected: detected, running: detected) }
-        // OpenBLAS reads the variable only inside its selection; it is removed again right after,
-        // so the process environment is as it was.
-        setenv("OPENBLAS_CORETYPE", wanted, 1)
-        unsafeBitCast(quit, to: Entry.self)()
-        unsafeBitCast(initialize, to: Entry.self)()
-        unsetenv("OPENBLAS_CORETYPE")
+        // An OpenBLAS older than a core's kernels does not know its name and falls back to
+        // Prescott again: the next core down is tried then.
+        for wanted in coresDownFrom(fastest) {
+            // OpenBLAS reads the variable only inside its selection; it is removed again right
+            // after, so the process environment is as it was.
+            setenv("OPENBLAS_CORETYPE", wanted, 1)
+            unsafeBitCast(quit, to: Entry.self)()
+            unsafeBitCast(initialize, to: Entry.self)()
+            unsetenv("OPENBLAS_CORETYPE")
+            if vectorCores.contains(runningCore.lowercased()) { break }
+        }
         #endif
         return Selection(detected: detected, running: runningCore)
     }
