@@ -142,8 +142,7 @@ struct DirectConvolution {
     /// Floats of that kernel's scratch: the transposed output gradient and the transposed sums.
     private var byFiltersScratchCount: Int {
         guard sumsByFilters else { return 0 }
-        let width = (filters + 15) / 16 * 16
-        return (geometry.outputPlaneSize + geometry.columnRows) * width
+        return kernels_direct_weight_gradient_by_filters_scratch_count(filters, geometry.outputPlaneSize, geometry.columnRows)
     }
 
     /// `output[n] = conv(input[n], weight) + bias` for every image; `workspace` holds

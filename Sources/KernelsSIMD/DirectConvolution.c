@@ -40,9 +40,7 @@ TARGET INLINE float laneSumAVX2(__m256 v) {
 #define V_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define V_ADD(a, b) _mm256_add_ps(a, b)
 #define V_SUM(v) laneSumAVX2(v)
-#define WITH_WEIGHT_GRADIENT
 #include "DirectConvolutionTemplate.h"
-#undef WITH_WEIGHT_GRADIENT
 #undef NAME
 #undef VEC
 #undef LANES
@@ -83,7 +81,6 @@ TARGET INLINE float laneSumAVX2(__m256 v) {
 #define V_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define V_ADD(a, b) _mm512_add_ps(a, b)
 #define V_SUM(v) _mm512_reduce_add_ps(v)
-#define WITH_WEIGHT_GRADIENT
 #include "DirectConvolutionTemplate.h"
 
 #else

@@ -6,8 +6,7 @@
 //   V_ZERO() V_LOAD(p) V_STORE(p, v) V_MASK(count) V_MASKLOAD(p, m) V_MASKSTORE(p, m, v)
 //   V_BROADCAST(p) V_SET1(x) V_FMA(a, b, c) V_ADD(a, b) V_SUM(v)
 //   MAX_VECTORS  the widest block, in vectors (2 with 16 registers, 4 with 32)
-// and, to include the weight-gradient kernel too, WITH_WEIGHT_GRADIENT and WG_TAPS (the taps
-// one sweep sums: 2 with 16 registers, 4 with 32).
+//   WG_TAPS      the taps one weight-gradient sweep sums (2 with 16 registers, 4 with 32)
 // A block is 6 filters × up to MAX_VECTORS vectors of output columns (16 columns with AVX2, 64
 // with AVX-512).
 // No include guard: it is meant to be included more than once.
@@ -128,7 +127,6 @@ TARGET void NAME(kernels_direct_convolution)(const float *padded, long rowStride
     }
 }
 
-#ifdef WITH_WEIGHT_GRADIENT
 /// Output-gradient floats per filter swept before each flush to the weight gradient: a band of
 /// whole rows this long keeps its 6 filters' rows (12 KiB) in L1 while every group of taps sweeps them.
 #define WEIGHT_GRADIENT_BAND_FLOATS 512
@@ -209,7 +207,7 @@ TARGET void NAME(kernels_direct_weight_gradient)(const float *padded, long rowSt
         }
     }
 }
-#endif
+
 
 #undef FOR_FILTERS
 #undef DECLARE

@@ -1,10 +1,9 @@
 #include "KernelsSIMD.h"
 
-#include <string.h>
-
 #if defined(__x86_64__) || defined(__i386__)
 
 #include <immintrin.h>
+#include <string.h>
 
 // The weight gradient vectorized over filters instead of output positions (what oneDNN's
 // backward-weights kernels do on blocked layouts): the output gradient is first transposed to
@@ -60,6 +59,11 @@ BLOCK_FUNCTION(2, 8)
 BLOCK_FUNCTION(3, 6)
 BLOCK_FUNCTION(4, 6)
 
+long kernels_direct_weight_gradient_by_filters_scratch_count(long filters, long positions, long tapCount) {
+    const long width = (filters + LANES - 1) / LANES * LANES;
+    return (positions + tapCount) * width;
+}
+
 TARGET void kernels_direct_weight_gradient_by_filters_avx512(const float *padded, long rowStride, long strideH,
                                                              const long *taps, long tapCount,
                                                              const float *outputGradient, long filters,
@@ -108,6 +112,11 @@ TARGET void kernels_direct_weight_gradient_by_filters_avx512(const float *padded
 }
 
 #else
+
+long kernels_direct_weight_gradient_by_filters_scratch_count(long filters, long positions, long tapCount) {
+    (void)filters; (void)positions; (void)tapCount;
+    return 0;
+}
 
 // Never called: the Swift side checks kernels_simd_has_avx512f() first.
 void kernels_direct_weight_gradient_by_filters_avx512(const float *padded, long rowStride, long strideH,

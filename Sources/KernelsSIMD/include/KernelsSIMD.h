@@ -68,10 +68,14 @@ void kernels_direct_weight_gradient_avx512(const float *padded, long rowStride, 
                                            long outputHeight, long outputWidth, float *weightGradient);
 
 
+/// Floats of scratch kernels_direct_weight_gradient_by_filters_avx512 needs for `positions`
+/// (outputHeight·outputWidth) output positions: its transposed output gradient and sums.
+long kernels_direct_weight_gradient_by_filters_scratch_count(long filters, long positions, long tapCount);
+
 /// The weight gradient of one image, accumulated into `weightGradient` (`[filters][tapCount]`)
 /// as kernels_direct_weight_gradient_avx2 does for all taps, vectorized over filters: `scratch`
-/// holds `outputHeight·outputWidth·width + tapCount·width` floats, `width` = filters rounded up
-/// to 16. Requires kernels_simd_has_avx512f().
+/// holds kernels_direct_weight_gradient_by_filters_scratch_count(...) floats.
+/// Requires kernels_simd_has_avx512f().
 void kernels_direct_weight_gradient_by_filters_avx512(const float *padded, long rowStride, long strideH,
                                                       const long *taps, long tapCount,
                                                       const float *outputGradient, long filters,
