@@ -1,3 +1,5 @@
+import KernelsSIMD
+
 /// Winograd F(2×2, 3×3) convolution for 3×3, stride-1, undilated layers.
 ///
 /// Each 2×2 output tile is computed from a 4×4 input tile with 16 multiplies per channel pair
@@ -48,6 +50,11 @@ struct WinogradF2x3 {
     let outputChannels: Int
     let padding: Size2D
     let backend: GEMMBackend
+    /// Which build of the product micro-kernel multiplies the forward and backward-data passes'
+    /// per-position matrices, or nil for `backend`'s GEMM (see ``runSpans``). AVX-512 CPUs
+    /// only: the AVX2 build (6 rows × 16 tiles) measured slower than OpenBLAS's Haswell kernels
+    /// (resnet-c2 forward 11.5 → 13.9 ms, resnet-c4 10.1 → 13.0 ms, medians).
+    var productInstructionSet: DirectConvolution.InstructionSet?
 
     let outputHeight: Int
     let outputWidth: Int
@@ -86,6 +93,7 @@ struct WinogradF2x3 {
         self.outputChannels = outputChannels
         self.padding = padding
         self.backend = backend
+        productInstructionSet = backend == .openBLAS && DirectConvolution.InstructionSet.avx512.isSupported ? .avx512 : nil
         outputHeight = height + 2 * padding.height - 2
         outputWidth = width + 2 * padding.width - 2
         tilesHigh = (outputHeight + 1) / 2
@@ -98,10 +106,64 @@ struct WinogradF2x3 {
         imagesPerGroup = max(1, min(batch, wanted, affordable))
     }
 
-    /// Floats of workspace: `U`, and `V` and `M` for one group of images.
+    /// Floats of workspace: `U`, and `V` and `M` for one group of images (the weight gradient,
+    /// and the other passes without the product kernel), or for one span per core (the other
+    /// passes with it).
     var workspaceCount: Int {
-        weightPlaneStride * 16 + planeStride(inputChannels, tiles: imagesPerGroup * tilesPerImage) * 16
-            + planeStride(outputChannels, tiles: imagesPerGroup * tilesPerImage) * 16
+        let grouped = groupFloats(tiles: imagesPerGroup * tilesPerImage)
+        let fused = productInstructionSet == nil || !runsSpans ? 0 : fusedSpanChunks * groupFloats(tiles: fusedSpanTiles)
+        return weightPlaneStride * 16 + max(grouped, fused)
+    }
+
+    /// Floats of `V` and `M` for a group of `tiles` tiles.
+    private func groupFloats(tiles: Int) -> Int {
+        16 * (planeStride(inputChannels, tiles: tiles) + planeStride(outputChannels, tiles: tiles))
+    }
+
+    /// `V` + `M` floats a core's span aims at with the product kernel (1 MiB): both stay in its
+    /// L2 cache between the transforms and the products.
+    static let fusedSpanFloats = 1 << 18
+    /// Fewest tiles a span aims at: below a 64-tile block the product kernel runs narrow.
+    static let minimumFusedSpanTiles = 64
+
+    /// The spans the product kernel's passes divide the batch into: each is transformed,
+    /// multiplied and transformed back by one core while its `V` and `M` are in that core's
+    /// cache, where a group of 2048 tiles (the OpenBLAS path's, whose GEMMs need the columns)
+    /// went through memory three times. Whole images when an image is smaller than the aim,
+    /// else bands of tile-rows of one image; small enough that every core gets a span.
+    var fusedSpanShape: (images: Int, tileRows: Int) {
+        let cores = Parallel.coreCount
+        let aim = max(Self.minimumFusedSpanTiles, Self.fusedSpanFloats / (16 * (inputChannels + outputChannels)))
+        if tilesPerImage < aim {
+            let images = min(aim / tilesPerImage, batch, max(1, batch / cores))
+            if images > 1 || batch >= cores { return (max(1, images), tilesHigh) }
+        }
+        let bandsForCores = batch >= cores ? 1 : (cores + batch - 1) / batch
+        let rows = min(max(1, aim / tilesWide), (tilesHigh + bandsForCores - 1) / bandsForCores)
+        return (1, max(1, rows))
+    }
+
+    /// Tiles of the largest span (see ``fusedSpanShape``).
+    private var fusedSpanTiles: Int { fusedSpanShape.images * fusedSpanShape.tileRows * tilesWide }
+
+    /// The spans of the whole batch: (first image, span).
+    private var fusedSpans: [(firstImage: Int, span: TileSpan)] {
+        let (images, rows) = fusedSpanShape
+        var spans: [(firstImage: Int, span: TileSpan)] = []
+        for firstImage in stride(from: 0, to: batch, by: images) {
+            for firstRow in stride(from: 0, to: tilesHigh, by: rows) {
+                spans.append((firstImage, TileSpan(images: min(images, batch - firstImage),
+                                                   tileRows: firstRow..<min(firstRow + rows, tilesHigh), acrossCores: false)))
+            }
+        }
+        return spans
+    }
+
+    /// Cores the spans are split across (each with its own `V` and `M`).
+    private var fusedSpanChunks: Int {
+        let (images, rows) = fusedSpanShape
+        let spans = (batch + images - 1) / images * ((tilesHigh + rows - 1) / rows)
+        return Parallel.chunkCount(spans, workPerItem: Parallel.minimumParallelWork)
     }
 
     /// Distance between two of the 16 planes of a `[16][channels][tiles]` buffer.
@@ -196,19 +258,103 @@ struct WinogradF2x3 {
     private func runPass(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
                          workspace: UnsafeMutablePointer<Float>, kernel: Kernel) {
         transformWeights(kernel, into: workspace)
+        if let product = productKernel(kernel), runsSpans {
+            return runSpans(input: input, output: output, bias: bias, workspace: workspace, product: product)
+        }
         forEachGroup(workspace: workspace) { firstImage, images, buffers in
-            transformInput(input + firstImage * inputChannels * height * width, images: images,
+            let span = TileSpan(images: images, tileRows: 0..<tilesHigh, acrossCores: true)
+            transformInput(input + firstImage * inputChannels * height * width, span: span,
                            into: buffers.input, groupTiles: buffers.tiles)
-            forEachPosition { position in
-                backend.multiply(transposeA: kernel.isRotated, transposeB: false,
-                                 m: outputChannels, n: buffers.tiles, k: inputChannels,
-                                 alpha: 1, a: buffers.weights + position * weightPlaneStride,
-                                 lda: kernel.isRotated ? outputChannels : inputChannels,
-                                 b: buffers.input + position * buffers.inputPlane, ldb: buffers.tiles,
-                                 beta: 0, c: buffers.products + position * buffers.productPlane, ldc: buffers.tiles)
+            if let product = productKernel(kernel) {
+                let rowOffsets = (0..<inputChannels).map { $0 * buffers.tiles }
+                forEachPosition { position in
+                    product.multiply(position: position, input: buffers.input + position * buffers.inputPlane,
+                                     rowOffsets: rowOffsets, weights: buffers.weights,
+                                     products: buffers.products + position * buffers.productPlane, tiles: buffers.tiles)
+                }
+            } else {
+                forEachPosition { position in
+                    backend.multiply(transposeA: kernel.isRotated, transposeB: false,
+                                     m: outputChannels, n: buffers.tiles, k: inputChannels,
+                                     alpha: 1, a: buffers.weights + position * weightPlaneStride,
+                                     lda: kernel.isRotated ? outputChannels : inputChannels,
+                                     b: buffers.input + position * buffers.inputPlane, ldb: buffers.tiles,
+                                     beta: 0, c: buffers.products + position * buffers.productPlane, ldc: buffers.tiles)
+                }
             }
-            transformOutput(buffers.products, images: images, groupTiles: buffers.tiles,
+            transformOutput(buffers.products, span: span, groupTiles: buffers.tiles,
                             into: output + firstImage * outputChannels * outputHeight * outputWidth, bias: bias)
+        }
+    }
+
+    /// The per-position products `M_ξ = U_ξ · V_ξ` by the product micro-kernel (6 rows × 64
+    /// tiles per block on AVX-512), which reads `U_ξ` in place either way round and `V_ξ`
+    /// where the input transform put it: OpenBLAS spent about a fifth of these products
+    /// packing `U` and `V` and zeroing `M` for beta = 0.
+    private struct Product {
+        let function: @convention(c) (UnsafePointer<Float>?, UnsafePointer<Int>?, Int, UnsafePointer<Float>?, Int, Int,
+                                      Int, UnsafeMutablePointer<Float>?, Int, Int) -> Void
+        let inputChannels: Int
+        let outputChannels: Int
+        let weightPlaneStride: Int
+        /// Where element (o, i) of `U_ξ` is: `[O][I]`, or `[I][O]` for a rotated kernel.
+        let aRow: Int
+        let aColumn: Int
+
+        /// `M_ξ` (`products`, `[O][tiles]`) from `V_ξ` (`input`, rows at `rowOffsets`) and the
+        /// `U` planes at `weights`.
+        func multiply(position: Int, input: UnsafePointer<Float>, rowOffsets: [Int], weights: UnsafePointer<Float>,
+                      products: UnsafeMutablePointer<Float>, tiles: Int) {
+            rowOffsets.withUnsafeBufferPointer { rowOffsets in
+                function(input, rowOffsets.baseAddress!, inputChannels, weights + position * weightPlaneStride,
+                         aRow, aColumn, outputChannels, products, tiles, tiles)
+            }
+        }
+    }
+
+    /// The product kernel for this pass, or nil for the backend's GEMM.
+    private func productKernel(_ kernel: Kernel) -> Product? {
+        guard let instructionSet = productInstructionSet else { return nil }
+        let (aRow, aColumn) = kernel.isRotated ? (1, outputChannels) : (inputChannels, 1)
+        return Product(function: instructionSet == .avx512 ? kernels_product_avx512 : kernels_product_avx2,
+                       inputChannels: inputChannels, outputChannels: outputChannels,
+                       weightPlaneStride: weightPlaneStride, aRow: aRow, aColumn: aColumn)
+    }
+
+    /// Whether the product kernel's passes run by spans (``runSpans``): when all of `U` fits
+    /// in about 1 MiB, so each core's span can read it from cache. Wider layers (resnet-c4's
+    /// 256 → 256 channels: 4 MiB) measured slower by spans, their span re-reading `U` for only
+    /// 56 tiles, and keep the groups, multiplied position by position across cores.
+    var runsSpans: Bool { 16 * inputChannels * outputChannels <= Self.maximumSpanWeightFloats }
+
+    /// Largest `U` (all 16 planes) the spans run with: 1 MiB, 128 → 128 channels.
+    static let maximumSpanWeightFloats = 1 << 18
+
+    /// The pass with the product kernel by spans: each core takes its share of ``fusedSpans``
+    /// and runs every step of each on its own `V` and `M`, with no barrier between the steps.
+    private func runSpans(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
+                          workspace: UnsafeMutablePointer<Float>, product: Product) {
+        let spans = fusedSpans
+        let spanFloats = groupFloats(tiles: fusedSpanTiles)
+        Parallel.forEachChunk(spans.count, workPerItem: Parallel.minimumParallelWork) { chunk, range in
+            let transformed = workspace + 16 * weightPlaneStride + chunk * spanFloats
+            var rowOffsets: [Int] = []
+            for (firstImage, span) in spans[range] {
+                let tiles = span.images * span.tileRows.count * tilesWide
+                let (inputPlane, productPlane) = (planeStride(inputChannels, tiles: tiles), planeStride(outputChannels, tiles: tiles))
+                let products = transformed + 16 * inputPlane
+                transformInput(input + firstImage * inputChannels * height * width, span: span,
+                               into: transformed, groupTiles: tiles)
+                if rowOffsets.count != inputChannels || rowOffsets.last != (inputChannels - 1) * tiles {
+                    rowOffsets = (0..<inputChannels).map { $0 * tiles }
+                }
+                for position in 0..<16 {
+                    product.multiply(position: position, input: transformed + position * inputPlane, rowOffsets: rowOffsets,
+                                     weights: workspace, products: products + position * productPlane, tiles: tiles)
+                }
+                transformOutput(products, span: span, groupTiles: tiles,
+                                into: output + firstImage * outputChannels * outputHeight * outputWidth, bias: bias)
+            }
         }
     }
 
@@ -233,10 +379,11 @@ struct WinogradF2x3 {
                                     weightGradient: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>) {
         // dU accumulates in U's place.
         forEachGroup(workspace: workspace) { firstImage, images, buffers in
-            transformInput(input + firstImage * inputChannels * height * width, images: images,
+            let span = TileSpan(images: images, tileRows: 0..<tilesHigh, acrossCores: true)
+            transformInput(input + firstImage * inputChannels * height * width, span: span,
                            into: buffers.input, groupTiles: buffers.tiles)
             transformOutputGradient(outputGradient + firstImage * outputChannels * outputHeight * outputWidth,
-                                    images: images, into: buffers.products, groupTiles: buffers.tiles)
+                                    span: span, into: buffers.products, groupTiles: buffers.tiles)
             forEachPosition { position in
                 backend.multiply(transposeA: false, transposeB: true,
                                  m: outputChannels, n: inputChannels, k: buffers.tiles,
@@ -251,13 +398,13 @@ struct WinogradF2x3 {
 
     /// `dM_ξ[o, t] = (A dY Aᵀ)_ξ` with A = [[1,0],[1,1],[1,−1],[0,−1]]: each 2×2 output-gradient
     /// tile (zero past the edge) spread back onto the 4×4 tile positions.
-    private func transformOutputGradient(_ gradient: UnsafePointer<Float>, images imageCount: Int,
+    private func transformOutputGradient(_ gradient: UnsafePointer<Float>, span: TileSpan,
                                          into transformed: UnsafeMutablePointer<Float>, groupTiles: Int) {
         let planeStride = planeStride(outputChannels, tiles: groupTiles)
         let tilesWide = tilesWide
         let rowLength = 2 * tilesWide
         // Two zero-padded gradient rows, so odd output sizes need no branches.
-        forEachTileRow(channels: outputChannels, images: imageCount, scratchCount: 2 * rowLength) { channel, image, tileRow, rows in
+        forEachTileRow(channels: outputChannels, span: span, scratchCount: 2 * rowLength) { channel, image, tileRow, tileOffset, rows in
             let plane = gradient + (image * outputChannels + channel) * outputHeight * outputWidth
             for k in 0..<2 {
                 let row = rows + k * rowLength
@@ -269,7 +416,7 @@ struct WinogradF2x3 {
                     row.update(repeating: 0, count: rowLength)
                 }
             }
-            let destination = transformed + channel * groupTiles + image * tilesPerImage + tileRow * tilesWide
+            let destination = transformed + channel * groupTiles + tileOffset
             let (top, bottom) = (rows, rows + rowLength)
             for tx in stride(from: 0, to: tilesWide, by: 4) {
                 // Four tiles: even and odd columns of each gradient row.
@@ -308,18 +455,34 @@ struct WinogradF2x3 {
         }
     }
 
-    /// Runs `body(channel, image, tileRow, scratch)` for every tile-row of every image and
-    /// channel: the loop nest of all three tile transforms. Channels are split across cores
-    /// (each writes only its own channel's plane), each core with `scratchCount` floats of
+    /// The tiles a group transforms: tile-rows `tileRows` of each of `images` consecutive
+    /// images, stored image after image, tile-row after tile-row.
+    struct TileSpan {
+        let images: Int
+        let tileRows: Range<Int>
+        /// Whether the transforms split the channels across cores (false when each core
+        /// already runs its own groups).
+        let acrossCores: Bool
+    }
+
+    /// Runs `body(channel, image, tileRow, tileOffset, scratch)` for every tile-row of the span
+    /// and every channel, `tileOffset` being the tile-row's first tile in the group: the loop
+    /// nest of all three tile transforms. Channels are split across cores when the span says
+    /// so (each writes only its own channel's plane), each core with `scratchCount` floats of
     /// zero-padded row copies.
-    private func forEachTileRow(channels: Int, images: Int, scratchCount: Int,
-                                _ body: (_ channel: Int, _ image: Int, _ tileRow: Int, _ scratch: UnsafeMutablePointer<Float>) -> Void) {
-        Parallel.forEach(channels, workPerItem: images * tilesPerImage * 16) { channelRange in
+    private func forEachTileRow(channels: Int, span: TileSpan, scratchCount: Int,
+                                _ body: (_ channel: Int, _ image: Int, _ tileRow: Int, _ tileOffset: Int,
+                                         _ scratch: UnsafeMutablePointer<Float>) -> Void) {
+        let work = span.acrossCores ? span.images * span.tileRows.count * tilesWide * 16 : 0
+        Parallel.forEach(channels, workPerItem: work) { channelRange in
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
             defer { scratch.deallocate() }
             for channel in channelRange {
-                for image in 0..<images {
-                    for tileRow in 0..<tilesHigh { body(channel, image, tileRow, scratch) }
+                for image in 0..<span.images {
+                    for tileRow in span.tileRows {
+                        let tileOffset = (image * span.tileRows.count + tileRow - span.tileRows.lowerBound) * tilesWide
+                        body(channel, image, tileRow, tileOffset, scratch)
+                    }
                 }
             }
         }
@@ -364,13 +527,13 @@ struct WinogradF2x3 {
 
     /// `V_ξ[i, t] = (Bᵀ d B)_ξ` with Bᵀ = [[1,0,−1,0],[0,1,1,0],[0,−1,1,0],[0,1,0,−1]], for
     /// every input channel and tile of a group of images. Channels are split across cores.
-    private func transformInput(_ images: UnsafePointer<Float>, images imageCount: Int,
+    private func transformInput(_ images: UnsafePointer<Float>, span: TileSpan,
                                 into transformed: UnsafeMutablePointer<Float>, groupTiles: Int) {
         let planeStride = planeStride(inputChannels, tiles: groupTiles)
         let rowLength = paddedRowLength
         let tilesWide = tilesWide
         // Four zero-padded input rows: the 4×4 tiles of one tile-row read exactly these.
-        forEachTileRow(channels: inputChannels, images: imageCount, scratchCount: 4 * rowLength) { channel, image, tileRow, rows in
+        forEachTileRow(channels: inputChannels, span: span, scratchCount: 4 * rowLength) { channel, image, tileRow, tileOffset, rows in
             let plane = images + (image * inputChannels + channel) * height * width
             for k in 0..<4 {
                 let row = rows + k * rowLength
@@ -380,7 +543,7 @@ struct WinogradF2x3 {
                 let count = min(width, rowLength - padding.width)
                 (row + padding.width).update(from: plane + inputRow * width, count: count)
             }
-            let destination = transformed + channel * groupTiles + image * tilesPerImage + tileRow * tilesWide
+            let destination = transformed + channel * groupTiles + tileOffset
             let (r0, r1, r2, r3) = (rows, rows + rowLength, rows + 2 * rowLength, rows + 3 * rowLength)
             for tx in stride(from: 0, to: tilesWide, by: 4) {
                 // Column transform of each row (d·B) for four tiles at once, then the
@@ -412,16 +575,16 @@ struct WinogradF2x3 {
 
     /// `Y = Aᵀ M A` with Aᵀ = [[1,1,1,0],[0,1,−1,−1]], plus bias, written into NCHW output.
     /// Output channels are split across cores.
-    private func transformOutput(_ products: UnsafePointer<Float>, images imageCount: Int, groupTiles: Int,
+    private func transformOutput(_ products: UnsafePointer<Float>, span: TileSpan, groupTiles: Int,
                                  into output: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?) {
         let planeStride = planeStride(outputChannels, tiles: groupTiles)
         let tilesWide = tilesWide
         let rowLength = 2 * tilesWide
         // Two full-width output rows, written then copied in, so odd sizes need no branches.
-        forEachTileRow(channels: outputChannels, images: imageCount, scratchCount: 2 * rowLength) { channel, image, tileRow, rows in
+        forEachTileRow(channels: outputChannels, span: span, scratchCount: 2 * rowLength) { channel, image, tileRow, tileOffset, rows in
             let offset = bias?[channel] ?? 0
             let plane = output + (image * outputChannels + channel) * outputHeight * outputWidth
-            let products = products + channel * groupTiles + image * tilesPerImage + tileRow * tilesWide
+            let products = products + channel * groupTiles + tileOffset
             let (top, bottom) = (rows, rows + rowLength)
             for tx in stride(from: 0, to: tilesWide, by: 4) {
                 func m(_ position: Int) -> SIMD4<Float> { load4(products + position * planeStride + tx) }

@@ -127,6 +127,122 @@ TARGET void NAME(kernels_direct_convolution)(const float *padded, long rowStride
     }
 }
 
+/// Cache lines of one row of a product's column block (64 floats with AVX-512, 16 with AVX2).
+#define PRODUCT_LINES (MAX_VECTORS * LANES / 16)
+/// Rows of `B` one pass of a product's column block covers: 32 KiB of `B`, which stays in L1
+/// while every row block of `A` passes over it (all 512 rows of a 512-channel layer were 128 KiB
+/// and ran from L2, slower than OpenBLAS).
+#define PRODUCT_DEPTH (8192 / (MAX_VECTORS * LANES))
+
+/// Adds what `C` holds to filter F's accumulators, for passes after a product's first.
+#define PRODUCT_ACCUMULATE(F)                                                                  \
+    if (F < filtersHere) {                                                                     \
+        a##F##0 = V_ADD(a##F##0, vectors > 1 ? V_LOAD(out[F]) : V_MASKLOAD(out[F], last));     \
+        if (vectors > 1) a##F##1 = V_ADD(a##F##1, vectors > 2 ? V_LOAD(out[F] + LANES) : V_MASKLOAD(out[F] + LANES, last)); \
+        if (vectors > 2) a##F##2 = V_ADD(a##F##2, vectors > 3 ? V_LOAD(out[F] + 2 * LANES) : V_MASKLOAD(out[F] + 2 * LANES, last)); \
+        if (vectors > 3) a##F##3 = V_ADD(a##F##3, V_MASKLOAD(out[F] + 3 * LANES, last));       \
+    }
+
+/// Where row F of `A` starts: rows past the block's last read row 0 again (never stored).
+#define PRODUCT_ROW(F) const long row##F = (F < filtersHere ? F : 0) * aRow;
+/// MULTIPLY with row F of `A`.
+#define PRODUCT_MULTIPLY(F)                                                \
+    weight = V_BROADCAST(w + row##F);                                      \
+    a##F##0 = V_FMA(weight, x0, a##F##0);                                  \
+    if (vectors > 1) a##F##1 = V_FMA(weight, x1, a##F##1);                 \
+    if (vectors > 2) a##F##2 = V_FMA(weight, x2, a##F##2);                 \
+    if (vectors > 3) a##F##3 = V_FMA(weight, x3, a##F##3);
+
+/// BLOCK for the product, adding to `C` when `accumulate`, and prefetching the piece of
+/// `B` the product reads next: row block `r` fetches lines r·k to (r + 1)·k of its
+/// `aheadLines`, so the rows of `B` (many separate streams, more than the hardware prefetcher
+/// follows) arrive before they are needed.
+#define PRODUCT_BLOCK_FUNCTION(V)                                                                              \
+    TARGET static void NAME(productBlock##V)(const float *input, const long *taps, long tapCount,             \
+                                             const float *weights, long aRow, long aColumn,                  \
+                                             float *const out[KERNELS_DIRECT_FILTER_BLOCK],                  \
+                                             long filtersHere, long lastCount, int accumulate,                \
+                                             const float *ahead, const long *aheadTaps, long aheadLines, long firstLine) { \
+        enum { vectors = V };                                                                                  \
+        const float *bias = 0;                                                                                 \
+        FOR_FILTERS(PRODUCT_ROW)                                                                               \
+        FOR_FILTERS(DECLARE)                                                                                   \
+        for (long t = 0; t < tapCount; t++) {                                                                  \
+            const float *x = input + taps[t];                                                                  \
+            const float *w = weights + aColumn * t;                                                            \
+            const long line = firstLine + t;                                                                   \
+            if (line < aheadLines) {                                                                           \
+                _mm_prefetch((const char *)(ahead + aheadTaps[line / PRODUCT_LINES] + line % PRODUCT_LINES * 16), _MM_HINT_T0); \
+            }                                                                                                  \
+            const VEC x0 = V_LOAD(x);                                                                          \
+            const VEC x1 = vectors > 1 ? V_LOAD(x + LANES) : x0;                                               \
+            const VEC x2 = vectors > 2 ? V_LOAD(x + 2 * LANES) : x0;                                           \
+            const VEC x3 = vectors > 3 ? V_LOAD(x + 3 * LANES) : x0;                                           \
+            VEC weight;                                                                                        \
+            FOR_FILTERS(PRODUCT_MULTIPLY)                                                                      \
+        }                                                                                                      \
+        if (accumulate) {                                                                                      \
+            const MASK last = V_MASK(lastCount);                                                               \
+            FOR_FILTERS(PRODUCT_ACCUMULATE)                                                                    \
+        }                                                                                                      \
+        FOR_FILTERS(STORE)                                                                                     \
+    }
+PRODUCT_BLOCK_FUNCTION(1)
+PRODUCT_BLOCK_FUNCTION(2)
+#if MAX_VECTORS > 2
+PRODUCT_BLOCK_FUNCTION(3)
+PRODUCT_BLOCK_FUNCTION(4)
+#endif
+
+/// `C = A·B` for `B` with `k` rows at `b + rowOffsets[i]`, `n` contiguous columns each, and `A`
+/// (`m × k`) with element (r, i) at `a[r·aRow + i·aColumn]`, so either layout of `A` is read
+/// in place: a 1×1 convolution of `k` channels, which is what Winograd's per-position products
+/// are. Column blocks are the outer loop, then passes of PRODUCT_DEPTH rows, so the piece of `B`
+/// a pass reads stays in L1 while every row block of `A` passes over it.
+TARGET void NAME(kernels_product)(const float *b, const long *rowOffsets, long k,
+                                 const float *a, long aRow, long aColumn, long m, float *c, long ldc, long n) {
+    const long blocks = (m + KERNELS_DIRECT_FILTER_BLOCK - 1) / KERNELS_DIRECT_FILTER_BLOCK;
+    const long widest = MAX_VECTORS * LANES;
+    for (long column = 0; column < n; column += widest) {
+        const long rest = n - column < widest ? n - column : widest;
+        const long vectors = (rest + LANES - 1) / LANES;
+        const long lastCount = rest - (vectors - 1) * LANES;
+        for (long depth = 0; depth < k; depth += PRODUCT_DEPTH) {
+            const long rows = k - depth < PRODUCT_DEPTH ? k - depth : PRODUCT_DEPTH;
+            // The next pass's piece of B: the next rows of this column block, or the first
+            // rows of the next column block (none after the last).
+            const int lastPass = depth + rows == k;
+            const float *ahead = b + (lastPass ? column + widest : column);
+            const long aheadDepth = lastPass ? 0 : depth + rows;
+            const long aheadRows = lastPass && column + widest >= n ? 0
+                : (k - aheadDepth < PRODUCT_DEPTH ? k - aheadDepth : PRODUCT_DEPTH);
+            for (long block = 0; block < blocks; block++) {
+                const long first = block * KERNELS_DIRECT_FILTER_BLOCK;
+                const long rowsHere = m - first < KERNELS_DIRECT_FILTER_BLOCK ? m - first : KERNELS_DIRECT_FILTER_BLOCK;
+                const float *weights = a + first * aRow + depth * aColumn;
+                float *at[KERNELS_DIRECT_FILTER_BLOCK];
+                for (long f = 0; f < KERNELS_DIRECT_FILTER_BLOCK; f++) {
+                    at[f] = c + (first + (f < rowsHere ? f : 0)) * ldc + column;
+                }
+                const float *input = b + column;
+                const long *taps = rowOffsets + depth;
+#define PRODUCT_ARGUMENTS input, taps, rows, weights, aRow, aColumn, at, rowsHere, lastCount, depth > 0, \
+                          ahead, rowOffsets + aheadDepth, PRODUCT_LINES * aheadRows, block * rows
+                switch (vectors) {
+                case 1: NAME(productBlock1)(PRODUCT_ARGUMENTS); break;
+                case 2: NAME(productBlock2)(PRODUCT_ARGUMENTS); break;
+#if MAX_VECTORS > 2
+                case 3: NAME(productBlock3)(PRODUCT_ARGUMENTS); break;
+                case 4: NAME(productBlock4)(PRODUCT_ARGUMENTS); break;
+#endif
+                default: break;
+                }
+#undef PRODUCT_ARGUMENTS
+            }
+        }
+    }
+}
+
 /// Output-gradient floats per filter swept before each flush to the weight gradient: a band of
 /// whole rows this long keeps its 6 filters' rows (12 KiB) in L1 while every group of taps sweeps them.
 #define WEIGHT_GRADIENT_BAND_FLOATS 512
@@ -215,6 +331,12 @@ TARGET void NAME(kernels_direct_weight_gradient)(const float *padded, long rowSt
 #undef STORE
 #undef BLOCK
 #undef BLOCK_FUNCTION
+#undef PRODUCT_LINES
+#undef PRODUCT_BLOCK_FUNCTION
+#undef PRODUCT_DEPTH
+#undef PRODUCT_MULTIPLY
+#undef PRODUCT_ROW
+#undef PRODUCT_ACCUMULATE
 #undef WEIGHT_GRADIENT_BAND_FLOATS
 #undef WG_DECLARE
 #undef WG_MULTIPLY

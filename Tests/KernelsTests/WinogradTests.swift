@@ -32,6 +32,57 @@ import Testing
         }
     }
 
+    /// The forward and backward-data passes with each way of multiplying: the backend's GEMM
+    /// (nil) and each supported build of the product kernel, on layers that land on each way of
+    /// splitting the batch: spans of whole images (the last one short), bands of tile-rows of
+    /// one large image, a single image split for the cores, and (wide layers) the groups.
+    @Test func everyProductPathMatchesTheReference() throws {
+        let cases: [(batch: Int, channels: Int, filters: Int, size: Int, padding: Int, spans: Bool?)] = [
+            (5, 16, 17, 6, 1, true),      // 12 tiles an image: spans of 2 images, then 1
+            (2, 16, 16, 46, 1, true),     // 552 tiles an image: bands of tile-rows
+            (1, 20, 16, 20, 0, true),     // one image: split into bands for the cores
+            (2, 131, 129, 5, 1, false),   // all of U over 1 MiB: groups, position by position
+        ]
+        var generator = SeededGenerator(seed: 58)
+        for c in cases {
+            let x = Tensor.random([c.batch, c.channels, c.size, c.size], using: &generator)
+            let w = Tensor.random([c.filters, c.channels, 3, 3], using: &generator)
+            let b = Tensor.random([c.filters], using: &generator)
+            let params = Reference.Params(padding: Size2D(c.padding))
+            let expected = Reference.conv2d(x, w, b, params)
+            let dy = Tensor.random(expected.shape, using: &generator)
+            let expectedInput = Reference.convTranspose2d(dy, w, nil, params, outputPadding: 0)
+            let engine = try Conv2D(padding: Size2D(c.padding)).makeEngine(input: x.shape, weight: w.shape)
+            var (forward, backward) = (engine.forwardWinograd, engine.backwardDataWinograd)
+            if forward.productInstructionSet != nil { #expect(forward.runsSpans == c.spans, "\(c)") }
+            let instructionSets: [DirectConvolution.InstructionSet?] =
+                [nil] + DirectConvolution.InstructionSet.allCases.filter(\.isSupported)
+            for instructionSet in instructionSets {
+                forward.productInstructionSet = instructionSet
+                backward.productInstructionSet = instructionSet
+                var output = [Float](repeating: .nan, count: expected.values.count)
+                var workspace = [Float](repeating: .nan, count: max(forward.workspaceCount, backward.workspaceCount))
+                x.withPointer { x in
+                    w.withPointer { w in
+                        b.withPointer { b in
+                            forward.run(input: x, output: &output, bias: b, workspace: &workspace, kernel: .forward(w))
+                        }
+                    }
+                }
+                #expect(relativeError(output, expected.values) <= 2e-4, "forward \(c) \(String(describing: instructionSet))")
+
+                var inputGradient = [Float](repeating: .nan, count: expectedInput.values.count)
+                dy.withPointer { dy in
+                    w.withPointer { w in
+                        backward.run(input: dy, output: &inputGradient, bias: nil, workspace: &workspace, kernel: .backwardData(w))
+                    }
+                }
+                #expect(relativeError(inputGradient, expectedInput.values) <= 2e-4,
+                        "backward-data \(c) \(String(describing: instructionSet))")
+            }
+        }
+    }
+
     @Test func forwardAndGradientsMatchTheDirectReference() throws {
         var generator = SeededGenerator(seed: 52)
         for c in Self.cases() {
