@@ -50,11 +50,9 @@ struct WinogradF2x3 {
     let outputChannels: Int
     let padding: Size2D
     let backend: GEMMBackend
-    /// Which build of the product micro-kernel multiplies the forward and backward-data passes'
-    /// per-position matrices, or nil for `backend`'s GEMM (see ``runSpans``). AVX-512 CPUs
-    /// only: the AVX2 build (6 rows × 16 tiles) measured slower than OpenBLAS's Haswell kernels
-    /// (resnet-c2 forward 11.5 → 13.9 ms, resnet-c4 10.1 → 13.0 ms, medians).
-    var productInstructionSet: DirectConvolution.InstructionSet?
+    /// The micro-kernel that multiplies the forward and backward-data passes' per-position
+    /// matrices, or nil for `backend`'s GEMM (see ``runSpans``).
+    var product: ProductKernel?
 
     let outputHeight: Int
     let outputWidth: Int
@@ -93,7 +91,7 @@ struct WinogradF2x3 {
         self.outputChannels = outputChannels
         self.padding = padding
         self.backend = backend
-        productInstructionSet = backend == .openBLAS && DirectConvolution.InstructionSet.avx512.isSupported ? .avx512 : nil
+        product = backend == .openBLAS ? ProductKernel.preferred : nil
         outputHeight = height + 2 * padding.height - 2
         outputWidth = width + 2 * padding.width - 2
         tilesHigh = (outputHeight + 1) / 2
@@ -111,7 +109,7 @@ struct WinogradF2x3 {
     /// passes with it).
     var workspaceCount: Int {
         let grouped = groupFloats(tiles: imagesPerGroup * tilesPerImage)
-        let fused = productInstructionSet == nil || !runsSpans ? 0 : fusedSpanChunks * groupFloats(tiles: fusedSpanTiles)
+        let fused = product == nil || !runsSpans ? 0 : fusedSpanChunks * groupFloats(tiles: fusedSpanTiles)
         return weightPlaneStride * 16 + max(grouped, fused)
     }
 
@@ -258,19 +256,18 @@ struct WinogradF2x3 {
     private func runPass(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
                          workspace: UnsafeMutablePointer<Float>, kernel: Kernel) {
         transformWeights(kernel, into: workspace)
-        if let product = productKernel(kernel), runsSpans {
-            return runSpans(input: input, output: output, bias: bias, workspace: workspace, product: product)
+        if let product, runsSpans {
+            return runSpans(input: input, output: output, bias: bias, workspace: workspace, kernel: kernel, product: product)
         }
         forEachGroup(workspace: workspace) { firstImage, images, buffers in
             let span = TileSpan(images: images, tileRows: 0..<tilesHigh, acrossCores: true)
             transformInput(input + firstImage * inputChannels * height * width, span: span,
                            into: buffers.input, groupTiles: buffers.tiles)
-            if let product = productKernel(kernel) {
-                let rowOffsets = (0..<inputChannels).map { $0 * buffers.tiles }
+            if let product {
                 forEachPosition { position in
-                    product.multiply(position: position, input: buffers.input + position * buffers.inputPlane,
-                                     rowOffsets: rowOffsets, weights: buffers.weights,
-                                     products: buffers.products + position * buffers.productPlane, tiles: buffers.tiles)
+                    multiply(position: position, kernel: kernel, product: product,
+                             input: buffers.input + position * buffers.inputPlane, weights: buffers.weights,
+                             products: buffers.products + position * buffers.productPlane, tiles: buffers.tiles)
                 }
             } else {
                 forEachPosition { position in
@@ -287,38 +284,14 @@ struct WinogradF2x3 {
         }
     }
 
-    /// The per-position products `M_ξ = U_ξ · V_ξ` by the product micro-kernel (6 rows × 64
-    /// tiles per block on AVX-512), which reads `U_ξ` in place either way round and `V_ξ`
-    /// where the input transform put it: OpenBLAS spent about a fifth of these products
-    /// packing `U` and `V` and zeroing `M` for beta = 0.
-    private struct Product {
-        let function: @convention(c) (UnsafePointer<Float>?, UnsafePointer<Int>?, Int, UnsafePointer<Float>?, Int, Int,
-                                      Int, UnsafeMutablePointer<Float>?, Int, Int) -> Void
-        let inputChannels: Int
-        let outputChannels: Int
-        let weightPlaneStride: Int
-        /// Where element (o, i) of `U_ξ` is: `[O][I]`, or `[I][O]` for a rotated kernel.
-        let aRow: Int
-        let aColumn: Int
-
-        /// `M_ξ` (`products`, `[O][tiles]`) from `V_ξ` (`input`, rows at `rowOffsets`) and the
-        /// `U` planes at `weights`.
-        func multiply(position: Int, input: UnsafePointer<Float>, rowOffsets: [Int], weights: UnsafePointer<Float>,
-                      products: UnsafeMutablePointer<Float>, tiles: Int) {
-            rowOffsets.withUnsafeBufferPointer { rowOffsets in
-                function(input, rowOffsets.baseAddress!, inputChannels, weights + position * weightPlaneStride,
-                         aRow, aColumn, outputChannels, products, tiles, tiles)
-            }
-        }
-    }
-
-    /// The product kernel for this pass, or nil for the backend's GEMM.
-    private func productKernel(_ kernel: Kernel) -> Product? {
-        guard let instructionSet = productInstructionSet else { return nil }
+    /// `M_ξ = U_ξ · V_ξ` for one position by the product kernel, which reads `U_ξ` in place
+    /// either way round (`[O][I]`, or `[I][O]` for a rotated kernel) and `V_ξ` (`[I][tiles]`)
+    /// where the input transform put it.
+    private func multiply(position: Int, kernel: Kernel, product: ProductKernel, input: UnsafePointer<Float>,
+                          weights: UnsafePointer<Float>, products: UnsafeMutablePointer<Float>, tiles: Int) {
         let (aRow, aColumn) = kernel.isRotated ? (1, outputChannels) : (inputChannels, 1)
-        return Product(function: instructionSet == .avx512 ? kernels_product_avx512 : kernels_product_avx2,
-                       inputChannels: inputChannels, outputChannels: outputChannels,
-                       weightPlaneStride: weightPlaneStride, aRow: aRow, aColumn: aColumn)
+        product.multiply(m: outputChannels, n: tiles, k: inputChannels, a: weights + position * weightPlaneStride,
+                         aRow: aRow, aColumn: aColumn, b: input, ldb: tiles, c: products, ldc: tiles)
     }
 
     /// Whether the product kernel's passes run by spans (``runSpans``): when all of `U` fits
@@ -333,24 +306,20 @@ struct WinogradF2x3 {
     /// The pass with the product kernel by spans: each core takes its share of ``fusedSpans``
     /// and runs every step of each on its own `V` and `M`, with no barrier between the steps.
     private func runSpans(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
-                          workspace: UnsafeMutablePointer<Float>, product: Product) {
+                          workspace: UnsafeMutablePointer<Float>, kernel: Kernel, product: ProductKernel) {
         let spans = fusedSpans
         let spanFloats = groupFloats(tiles: fusedSpanTiles)
         Parallel.forEachChunk(spans.count, workPerItem: Parallel.minimumParallelWork) { chunk, range in
             let transformed = workspace + 16 * weightPlaneStride + chunk * spanFloats
-            var rowOffsets: [Int] = []
             for (firstImage, span) in spans[range] {
                 let tiles = span.images * span.tileRows.count * tilesWide
                 let (inputPlane, productPlane) = (planeStride(inputChannels, tiles: tiles), planeStride(outputChannels, tiles: tiles))
                 let products = transformed + 16 * inputPlane
                 transformInput(input + firstImage * inputChannels * height * width, span: span,
                                into: transformed, groupTiles: tiles)
-                if rowOffsets.count != inputChannels || rowOffsets.last != (inputChannels - 1) * tiles {
-                    rowOffsets = (0..<inputChannels).map { $0 * tiles }
-                }
                 for position in 0..<16 {
-                    product.multiply(position: position, input: transformed + position * inputPlane, rowOffsets: rowOffsets,
-                                     weights: workspace, products: products + position * productPlane, tiles: tiles)
+                    multiply(position: position, kernel: kernel, product: product, input: transformed + position * inputPlane,
+                             weights: workspace, products: products + position * productPlane, tiles: tiles)
                 }
                 transformOutput(products, span: span, groupTiles: tiles,
                                 into: output + firstImage * outputChannels * outputHeight * outputWidth, bias: bias)

@@ -137,10 +137,10 @@ TARGET void NAME(kernels_direct_convolution)(const float *padded, long rowStride
 /// Adds what `C` holds to filter F's accumulators, for passes after a product's first.
 #define PRODUCT_ACCUMULATE(F)                                                                  \
     if (F < filtersHere) {                                                                     \
-        a##F##0 = V_ADD(a##F##0, vectors > 1 ? V_LOAD(out[F]) : V_MASKLOAD(out[F], last));     \
-        if (vectors > 1) a##F##1 = V_ADD(a##F##1, vectors > 2 ? V_LOAD(out[F] + LANES) : V_MASKLOAD(out[F] + LANES, last)); \
-        if (vectors > 2) a##F##2 = V_ADD(a##F##2, vectors > 3 ? V_LOAD(out[F] + 2 * LANES) : V_MASKLOAD(out[F] + 2 * LANES, last)); \
-        if (vectors > 3) a##F##3 = V_ADD(a##F##3, V_MASKLOAD(out[F] + 3 * LANES, last));       \
+        a##F##0 = V_ADD(a##F##0, vectors > 1 ? V_LOAD(out[F]) : V_MASKLOAD(out[F], tail));     \
+        if (vectors > 1) a##F##1 = V_ADD(a##F##1, vectors > 2 ? V_LOAD(out[F] + LANES) : V_MASKLOAD(out[F] + LANES, tail)); \
+        if (vectors > 2) a##F##2 = V_ADD(a##F##2, vectors > 3 ? V_LOAD(out[F] + 2 * LANES) : V_MASKLOAD(out[F] + 2 * LANES, tail)); \
+        if (vectors > 3) a##F##3 = V_ADD(a##F##3, V_MASKLOAD(out[F] + 3 * LANES, tail));       \
     }
 
 /// Where row F of `A` starts: rows past the block's last read row 0 again (never stored).
@@ -153,18 +153,23 @@ TARGET void NAME(kernels_direct_convolution)(const float *padded, long rowStride
     if (vectors > 2) a##F##2 = V_FMA(weight, x2, a##F##2);                 \
     if (vectors > 3) a##F##3 = V_FMA(weight, x3, a##F##3);
 
+/// Vector `i` of a block's row of `B`: the last one masked in a block that ends mid-vector, so
+/// nothing past the row's last column is read (B may be a caller's tensor).
+#define PRODUCT_LOAD(i) (masked && i == vectors - 1 ? V_MASKLOAD(x + i * LANES, tail) : V_LOAD(x + i * LANES))
+
 /// BLOCK for the product, adding to `C` when `accumulate`, and prefetching the piece of
 /// `B` the product reads next: row block `r` fetches lines r·k to (r + 1)·k of its
 /// `aheadLines`, so the rows of `B` (many separate streams, more than the hardware prefetcher
 /// follows) arrive before they are needed.
-#define PRODUCT_BLOCK_FUNCTION(V)                                                                              \
-    TARGET static void NAME(productBlock##V)(const float *input, const long *taps, long tapCount,             \
+#define PRODUCT_BLOCK_FUNCTION(V, MASKED)                                                                      \
+    TARGET static void NAME(productBlock##V##MASKED)(const float *input, const long *taps, long tapCount,             \
                                              const float *weights, long aRow, long aColumn,                  \
                                              float *const out[KERNELS_DIRECT_FILTER_BLOCK],                  \
                                              long filtersHere, long lastCount, int accumulate,                \
                                              const float *ahead, const long *aheadTaps, long aheadLines, long firstLine) { \
-        enum { vectors = V };                                                                                  \
+        enum { vectors = V, masked = MASKED };                                                                 \
         const float *bias = 0;                                                                                 \
+        const MASK tail = V_MASK(lastCount);                                                                   \
         FOR_FILTERS(PRODUCT_ROW)                                                                               \
         FOR_FILTERS(DECLARE)                                                                                   \
         for (long t = 0; t < tapCount; t++) {                                                                  \
@@ -174,24 +179,27 @@ TARGET void NAME(kernels_direct_convolution)(const float *padded, long rowStride
             if (line < aheadLines) {                                                                           \
                 _mm_prefetch((const char *)(ahead + aheadTaps[line / PRODUCT_LINES] + line % PRODUCT_LINES * 16), _MM_HINT_T0); \
             }                                                                                                  \
-            const VEC x0 = V_LOAD(x);                                                                          \
-            const VEC x1 = vectors > 1 ? V_LOAD(x + LANES) : x0;                                               \
-            const VEC x2 = vectors > 2 ? V_LOAD(x + 2 * LANES) : x0;                                           \
-            const VEC x3 = vectors > 3 ? V_LOAD(x + 3 * LANES) : x0;                                           \
+            const VEC x0 = PRODUCT_LOAD(0);                                                                    \
+            const VEC x1 = vectors > 1 ? PRODUCT_LOAD(1) : x0;                                                 \
+            const VEC x2 = vectors > 2 ? PRODUCT_LOAD(2) : x0;                                                 \
+            const VEC x3 = vectors > 3 ? PRODUCT_LOAD(3) : x0;                                                 \
             VEC weight;                                                                                        \
             FOR_FILTERS(PRODUCT_MULTIPLY)                                                                      \
         }                                                                                                      \
         if (accumulate) {                                                                                      \
-            const MASK last = V_MASK(lastCount);                                                               \
             FOR_FILTERS(PRODUCT_ACCUMULATE)                                                                    \
         }                                                                                                      \
         FOR_FILTERS(STORE)                                                                                     \
     }
-PRODUCT_BLOCK_FUNCTION(1)
-PRODUCT_BLOCK_FUNCTION(2)
+PRODUCT_BLOCK_FUNCTION(1, 0)
+PRODUCT_BLOCK_FUNCTION(2, 0)
+PRODUCT_BLOCK_FUNCTION(1, 1)
+PRODUCT_BLOCK_FUNCTION(2, 1)
 #if MAX_VECTORS > 2
-PRODUCT_BLOCK_FUNCTION(3)
-PRODUCT_BLOCK_FUNCTION(4)
+PRODUCT_BLOCK_FUNCTION(3, 0)
+PRODUCT_BLOCK_FUNCTION(4, 0)
+PRODUCT_BLOCK_FUNCTION(3, 1)
+PRODUCT_BLOCK_FUNCTION(4, 1)
 #endif
 
 /// `C = A·B` for `B` with `k` rows at `b + rowOffsets[i]`, `n` contiguous columns each, and `A`
@@ -228,12 +236,16 @@ TARGET void NAME(kernels_product)(const float *b, const long *rowOffsets, long k
                 const long *taps = rowOffsets + depth;
 #define PRODUCT_ARGUMENTS input, taps, rows, weights, aRow, aColumn, at, rowsHere, lastCount, depth > 0, \
                           ahead, rowOffsets + aheadDepth, PRODUCT_LINES * aheadRows, block * rows
-                switch (vectors) {
-                case 1: NAME(productBlock1)(PRODUCT_ARGUMENTS); break;
-                case 2: NAME(productBlock2)(PRODUCT_ARGUMENTS); break;
+                switch (vectors * 2 + (lastCount < LANES)) {
+                case 2: NAME(productBlock10)(PRODUCT_ARGUMENTS); break;
+                case 3: NAME(productBlock11)(PRODUCT_ARGUMENTS); break;
+                case 4: NAME(productBlock20)(PRODUCT_ARGUMENTS); break;
+                case 5: NAME(productBlock21)(PRODUCT_ARGUMENTS); break;
 #if MAX_VECTORS > 2
-                case 3: NAME(productBlock3)(PRODUCT_ARGUMENTS); break;
-                case 4: NAME(productBlock4)(PRODUCT_ARGUMENTS); break;
+                case 6: NAME(productBlock30)(PRODUCT_ARGUMENTS); break;
+                case 7: NAME(productBlock31)(PRODUCT_ARGUMENTS); break;
+                case 8: NAME(productBlock40)(PRODUCT_ARGUMENTS); break;
+                case 9: NAME(productBlock41)(PRODUCT_ARGUMENTS); break;
 #endif
                 default: break;
                 }
@@ -336,6 +348,7 @@ TARGET void NAME(kernels_direct_weight_gradient)(const float *padded, long rowSt
 #undef PRODUCT_DEPTH
 #undef PRODUCT_MULTIPLY
 #undef PRODUCT_ROW
+#undef PRODUCT_LOAD
 #undef PRODUCT_ACCUMULATE
 #undef WEIGHT_GRADIENT_BAND_FLOATS
 #undef WG_DECLARE

@@ -54,12 +54,13 @@ import Testing
             let expectedInput = Reference.convTranspose2d(dy, w, nil, params, outputPadding: 0)
             let engine = try Conv2D(padding: Size2D(c.padding)).makeEngine(input: x.shape, weight: w.shape)
             var (forward, backward) = (engine.forwardWinograd, engine.backwardDataWinograd)
-            if forward.productInstructionSet != nil { #expect(forward.runsSpans == c.spans, "\(c)") }
-            let instructionSets: [DirectConvolution.InstructionSet?] =
-                [nil] + DirectConvolution.InstructionSet.allCases.filter(\.isSupported)
-            for instructionSet in instructionSets {
-                forward.productInstructionSet = instructionSet
-                backward.productInstructionSet = instructionSet
+            if forward.product != nil { #expect(forward.runsSpans == c.spans, "\(c)") }
+            let products: [ProductKernel?] =
+                [nil] + DirectConvolution.InstructionSet.allCases.filter(\.isSupported).map(ProductKernel.init)
+            for product in products {
+                forward.product = product
+                backward.product = product
+                let instructionSet = product?.instructionSet
                 var output = [Float](repeating: .nan, count: expected.values.count)
                 var workspace = [Float](repeating: .nan, count: max(forward.workspaceCount, backward.workspaceCount))
                 x.withPointer { x in

@@ -85,8 +85,8 @@ void kernels_direct_weight_gradient_by_filters_avx512(const float *padded, long 
 /// `C = A·B`, `C` being `m × n` with rows `ldc` apart: `B` has `k` rows, row `i` at
 /// `b + rowOffsets[i]`, `n` contiguous columns each; element (r, i) of `A` (`m × k`) is at
 /// `a[r·aRow + i·aColumn]` (row-major `A`: aRow = k, aColumn = 1; its transpose stored
-/// row-major: aRow = 1, aColumn = m). Reads up to 15 floats past each row's last column of `B`
-/// (never used). Requires kernels_simd_has_avx2_fma().
+/// row-major: aRow = 1, aColumn = m). Reads nothing outside the `n` columns of each row of
+/// `B`. Requires kernels_simd_has_avx2_fma().
 void kernels_product_avx2(const float *b, const long *rowOffsets, long k,
                           const float *a, long aRow, long aColumn, long m, float *c, long ldc, long n);
 /// The same with AVX-512 (6 rows × 64 columns per block). Requires kernels_simd_has_avx512f().

@@ -1,0 +1,37 @@
+import KernelsSIMD
+
+/// `C = A·B` by Kernels' own micro-kernel (the direct convolution's block: 6 rows
+/// × 64 columns of `C` in 24 AVX-512 registers), for Winograd's per-position products, whose
+/// `B` (the transformed tiles) is already laid out row by row.
+///
+/// Why not OpenBLAS there: with an inner dimension of 64–512 channels and `A` (the transformed
+/// weights) shared by every call, OpenBLAS spent about a fifth of each product copying both
+/// operands into its packed panels and zeroing `C` for beta = 0. This kernel reads both in place
+/// (either layout of `A`, `B` through per-row offsets), walks 128 rows of `B` at a time so that
+/// piece stays in L1, and prefetches the next piece, since its many row streams defeat the
+/// hardware prefetcher. Only the last vector of a row is masked: it reads nothing past `n`.
+///
+/// Measured and not used (medians on the AVX-512 Xeon against OpenBLAS, `prof` runs of 1 s):
+/// - on AVX2 (6 rows × 16 columns in 12 registers) against OpenBLAS's Haswell kernels:
+///   resnet-c2 Winograd forward 11.5 → 13.9 ms, resnet-c4 10.1 → 13.0 ms;
+/// - for the im2col GEMMs: forward mixed (8×64×56×56 → 128 3×3 s2 4.1 → 3.9 ms, but
+///   8×256×56×56 → 64 1×1 4.3 → 5.1 ms), backward-data slower (3.9 → 4.8 ms), and the
+///   weight gradient as `dWᵀ = columns · dYᵀ` slower too (4.3 → 4.4, 4.1 → 4.8 ms).
+struct ProductKernel: Sendable {
+    let instructionSet: DirectConvolution.InstructionSet
+
+    /// The kernel Kernels uses on this CPU, or nil (no AVX-512: OpenBLAS does these GEMMs).
+    static let preferred: ProductKernel? =
+        DirectConvolution.InstructionSet.avx512.isSupported ? ProductKernel(instructionSet: .avx512) : nil
+
+    /// `C = A·B` for `C` `m × n` with rows `ldc` apart, `B` `k × n` with rows `ldb` apart, and
+    /// element (r, i) of `A` (`m × k`) at `a[r·aRow + i·aColumn]`.
+    func multiply(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, aRow: Int, aColumn: Int,
+                  b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        let function = instructionSet == .avx512 ? kernels_product_avx512 : kernels_product_avx2
+        let rowOffsets = (0..<k).map { $0 * ldb }
+        rowOffsets.withUnsafeBufferPointer { rowOffsets in
+            function(b, rowOffsets.baseAddress, k, a, aRow, aColumn, m, c, ldc, n)
+        }
+    }
+}

@@ -1,0 +1,43 @@
+import Testing
+@testable import Kernels
+
+/// The product micro-kernel against a float64 product, on every build this CPU runs: row counts
+/// that leave a partial block of 6, inner sizes past one 128-row pass, column counts that end
+/// mid-vector, both layouts of `A`, and a `B` with exactly `k · n` floats (so a read past a
+/// row's last column would leave the buffer: the address sanitizer's CI run checks that).
+@Suite struct ProductKernelTests {
+    @Test func matchesAFloat64Product() {
+        var generator = SeededGenerator(seed: 91)
+        let shapes = [(m: 1, n: 1, k: 1), (5, 17, 3), (6, 64, 128), (13, 70, 129), (16, 150, 300), (7, 200, 64)]
+        let kernels = DirectConvolution.InstructionSet.allCases.filter(\.isSupported).map(ProductKernel.init)
+        for (m, n, k) in shapes {
+            let a = (0..<m * k).map { _ in Float.random(in: -1...1, using: &generator) }
+            let b = (0..<k * n).map { _ in Float.random(in: -1...1, using: &generator) }
+            for transposedA in [false, true] {
+                // Row-major A, or its transpose stored row-major.
+                let (aRow, aColumn) = transposedA ? (1, m) : (k, 1)
+                var expected = [Double](repeating: 0, count: m * n)
+                for row in 0..<m {
+                    for column in 0..<n {
+                        for i in 0..<k { expected[row * n + column] += Double(a[row * aRow + i * aColumn]) * Double(b[i * n + column]) }
+                    }
+                }
+                for kernel in kernels {
+                    // Columns past n in each row of C must stay untouched.
+                    let ldc = n + 3
+                    var c = [Float](repeating: .infinity, count: m * ldc)
+                    a.withUnsafeBufferPointer { a in
+                        b.withUnsafeBufferPointer { b in
+                            kernel.multiply(m: m, n: n, k: k, a: a.baseAddress!, aRow: aRow, aColumn: aColumn,
+                                            b: b.baseAddress!, ldb: n, c: &c, ldc: ldc)
+                        }
+                    }
+                    let product = (0..<m).flatMap { row in c[(row * ldc)..<(row * ldc + n)] }
+                    #expect(relativeError(product, expected) <= 1e-5, "\(m)×\(n)×\(k) \(kernel.instructionSet) transposed \(transposedA)")
+                    #expect((0..<m).allSatisfy { row in c[(row * ldc + n)..<((row + 1) * ldc)].allSatisfy(\.isInfinite) },
+                            "\(m)×\(n)×\(k) \(kernel.instructionSet) wrote past n")
+                }
+            }
+        }
+    }
+}
