@@ -34,4 +34,15 @@ struct ProductKernel: Sendable {
             function(b, rowOffsets.baseAddress, k, a, aRow, aColumn, m, c, ldc, n)
         }
     }
+
+    /// `C = A·Bᵀ`, or `C += A·Bᵀ` with `accumulate`, for `A` (`m × k`) and `B` (`n × k`) with
+    /// their rows `lda` and `ldb` apart and `k` long and contiguous: Winograd's weight-gradient
+    /// products. Summed in vectors along `k`, each reduced once per 1024 floats; AVX-512 only
+    /// (nil from an AVX2 kernel: the caller keeps its GEMM).
+    func multiplyTransposed(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                            c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) -> Void? {
+        guard instructionSet == .avx512 else { return nil }
+        kernels_product_transposed_avx512(a, lda, b, ldb, m, n, k, c, ldc, accumulate)
+        return ()
+    }
 }

@@ -109,7 +109,7 @@ struct WinogradF2x3 {
     /// passes with it).
     var workspaceCount: Int {
         let grouped = groupFloats(tiles: imagesPerGroup * tilesPerImage)
-        let fused = product == nil || !runsSpans ? 0 : fusedSpanChunks * groupFloats(tiles: fusedSpanTiles)
+        let fused = product == nil || !isNarrow ? 0 : fusedSpanChunks * groupFloats(tiles: fusedSpanTiles)
         return weightPlaneStride * 16 + max(grouped, fused)
     }
 
@@ -256,7 +256,7 @@ struct WinogradF2x3 {
     private func runPass(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
                          workspace: UnsafeMutablePointer<Float>, kernel: Kernel) {
         transformWeights(kernel, into: workspace)
-        if let product, runsSpans {
+        if let product, isNarrow {
             return runSpans(input: input, output: output, bias: bias, workspace: workspace, kernel: kernel, product: product)
         }
         forEachGroup(workspace: workspace) { firstImage, images, buffers in
@@ -294,14 +294,19 @@ struct WinogradF2x3 {
                          aRow: aRow, aColumn: aColumn, b: input, ldb: tiles, c: products, ldc: tiles)
     }
 
-    /// Whether the product kernel's passes run by spans (``runSpans``): when all of `U` fits
-    /// in about 1 MiB, so each core's span can read it from cache. Wider layers (resnet-c4's
-    /// 256 → 256 channels: 4 MiB) measured slower by spans, their span re-reading `U` for only
-    /// 56 tiles, and keep the groups, multiplied position by position across cores.
-    var runsSpans: Bool { 16 * inputChannels * outputChannels <= Self.maximumSpanWeightFloats }
+    /// Whether all of `U` fits in about 1 MiB (up to 128 → 128 channels). Such layers run the
+    /// forward and backward-data passes by spans (``runSpans``), each core reading `U` from
+    /// cache, and the weight gradient's products by ``ProductKernel/multiplyTransposed(m:n:k:a:lda:b:ldb:c:ldc:accumulate:)``.
+    /// Wider layers keep the groups, multiplied position by position across cores: by spans,
+    /// resnet-c4 (256 → 256, `U` 4 MiB) re-read `U` for every 56-tile span and was slower, and
+    /// the transposed product, with hundreds of rows of `B` streaming from L2 past each block and
+    /// fewer tiles to sum, took 4.75 → 5.1 ms there and 9.9 → 14 ms on 8×512×7×7 (medians),
+    /// where resnet-c2 gained 6.9 → 6.6 ms, cifar-64 19.9 → 17.0 ms and 8×128×28×28
+    /// 7.9 → 7.6 ms.
+    var isNarrow: Bool { 16 * inputChannels * outputChannels <= Self.maximumNarrowWeightFloats }
 
-    /// Largest `U` (all 16 planes) the spans run with: 1 MiB, 128 → 128 channels.
-    static let maximumSpanWeightFloats = 1 << 18
+    /// Largest `U` (all 16 planes) of a narrow layer: 1 MiB, 128 → 128 channels.
+    static let maximumNarrowWeightFloats = 1 << 18
 
     /// The pass with the product kernel by spans: each core takes its share of ``fusedSpans``
     /// and runs every step of each on its own `V` and `M`, with no barrier between the steps.
@@ -354,12 +359,18 @@ struct WinogradF2x3 {
             transformOutputGradient(outputGradient + firstImage * outputChannels * outputHeight * outputWidth,
                                     span: span, into: buffers.products, groupTiles: buffers.tiles)
             forEachPosition { position in
+                let (gradient, transformed) = (buffers.products + position * buffers.productPlane,
+                                               buffers.input + position * buffers.inputPlane)
+                let sums = buffers.weights + position * weightPlaneStride
+                if isNarrow, product?.multiplyTransposed(m: outputChannels, n: inputChannels, k: buffers.tiles, a: gradient,
+                                               lda: buffers.tiles, b: transformed, ldb: buffers.tiles, c: sums,
+                                               ldc: inputChannels, accumulate: firstImage > 0) != nil {
+                    return
+                }
                 backend.multiply(transposeA: false, transposeB: true,
                                  m: outputChannels, n: inputChannels, k: buffers.tiles,
-                                 alpha: 1, a: buffers.products + position * buffers.productPlane, lda: buffers.tiles,
-                                 b: buffers.input + position * buffers.inputPlane, ldb: buffers.tiles,
-                                 beta: firstImage == 0 ? 0 : 1,
-                                 c: buffers.weights + position * weightPlaneStride, ldc: inputChannels)
+                                 alpha: 1, a: gradient, lda: buffers.tiles, b: transformed, ldb: buffers.tiles,
+                                 beta: firstImage == 0 ? 0 : 1, c: sums, ldc: inputChannels)
             }
         }
         untransformWeightGradient(workspace, into: weightGradient)

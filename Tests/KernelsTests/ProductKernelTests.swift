@@ -40,4 +40,35 @@ import Testing
             }
         }
     }
+
+    /// `C = A·Bᵀ` and `C += A·Bᵀ` (AVX-512 only): partial blocks of 6 × 4, sums past one 1024-float
+    /// pass, a row length that ends mid-vector, and rows stored with exactly `k` floats.
+    @Test func transposedMatchesAFloat64Product() {
+        // An AVX2 kernel declines (the caller keeps its GEMM); the AVX-512 one runs where it can.
+        var one: [Float] = [0]
+        #expect(ProductKernel(instructionSet: .avx2).multiplyTransposed(
+            m: 1, n: 1, k: 1, a: [1], lda: 1, b: [1], ldb: 1, c: &one, ldc: 1, accumulate: false) == nil)
+        #expect(one == [0])
+        guard DirectConvolution.InstructionSet.avx512.isSupported else { return }
+        let kernel = ProductKernel(instructionSet: .avx512)
+        var generator = SeededGenerator(seed: 92)
+        for (m, n, k) in [(1, 1, 1), (7, 5, 17), (6, 4, 1024), (13, 9, 1030), (64, 64, 2352)] {
+            let a = (0..<m * k).map { _ in Float.random(in: -1...1, using: &generator) }
+            let b = (0..<n * k).map { _ in Float.random(in: -1...1, using: &generator) }
+            var product = [Double](repeating: 0, count: m * n)
+            for row in 0..<m {
+                for column in 0..<n {
+                    for i in 0..<k { product[row * n + column] += Double(a[row * k + i]) * Double(b[column * k + i]) }
+                }
+            }
+            for accumulate in [false, true] {
+                var c = [Float](repeating: 0.5, count: m * n)
+                let ran = kernel.multiplyTransposed(m: m, n: n, k: k, a: a, lda: k, b: b, ldb: k, c: &c, ldc: n,
+                                                    accumulate: accumulate)
+                #expect(ran != nil)
+                let expected = product.map { accumulate ? $0 + 0.5 : $0 }
+                #expect(relativeError(c, expected) <= 1e-5, "\(m)×\(n)×\(k) accumulate \(accumulate)")
+            }
+        }
+    }
 }

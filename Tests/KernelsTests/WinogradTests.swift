@@ -32,14 +32,15 @@ import Testing
         }
     }
 
-    /// The forward and backward-data passes with each way of multiplying: the backend's GEMM
-    /// (nil) and each supported build of the product kernel, on layers that land on each way of
-    /// splitting the batch: spans of whole images (the last one short), bands of tile-rows of
-    /// one large image, a single image split for the cores, and (wide layers) the groups.
+    /// All three passes with each way of multiplying: the backend's GEMM (nil) and each
+    /// supported build of the product kernel, on layers that land on each way of splitting the
+    /// batch: spans of whole images (the last one short), bands of tile-rows of large images, a
+    /// single image split for the cores, and (wide layers) the groups; the weight gradient
+    /// over more than one group of images (552 tiles an image, 4 images a group).
     @Test func everyProductPathMatchesTheReference() throws {
         let cases: [(batch: Int, channels: Int, filters: Int, size: Int, padding: Int, spans: Bool?)] = [
             (5, 16, 17, 6, 1, true),      // 12 tiles an image: spans of 2 images, then 1
-            (2, 16, 16, 46, 1, true),     // 552 tiles an image: bands of tile-rows
+            (5, 16, 16, 46, 1, true),     // 552 tiles an image: bands of tile-rows
             (1, 20, 16, 20, 0, true),     // one image: split into bands for the cores
             (2, 131, 129, 5, 1, false),   // all of U over 1 MiB: groups, position by position
         ]
@@ -52,9 +53,10 @@ import Testing
             let expected = Reference.conv2d(x, w, b, params)
             let dy = Tensor.random(expected.shape, using: &generator)
             let expectedInput = Reference.convTranspose2d(dy, w, nil, params, outputPadding: 0)
+            let expectedWeight = Self.weightGradient(x: x, dy: dy, padding: Size2D(c.padding))
             let engine = try Conv2D(padding: Size2D(c.padding)).makeEngine(input: x.shape, weight: w.shape)
             var (forward, backward) = (engine.forwardWinograd, engine.backwardDataWinograd)
-            if forward.product != nil { #expect(forward.runsSpans == c.spans, "\(c)") }
+            if forward.product != nil { #expect(forward.isNarrow == c.spans, "\(c)") }
             let products: [ProductKernel?] =
                 [nil] + DirectConvolution.InstructionSet.allCases.filter(\.isSupported).map(ProductKernel.init)
             for product in products {
@@ -80,6 +82,15 @@ import Testing
                 }
                 #expect(relativeError(inputGradient, expectedInput.values) <= 2e-4,
                         "backward-data \(c) \(String(describing: instructionSet))")
+
+                var weightGradient = [Float](repeating: .nan, count: w.scalars.count)
+                x.withPointer { x in
+                    dy.withPointer { dy in
+                        forward.weightGradient(input: x, outputGradient: dy, weightGradient: &weightGradient, workspace: &workspace)
+                    }
+                }
+                #expect(relativeError(weightGradient, expectedWeight) <= 2e-4,
+                        "backward-weight \(c) \(String(describing: instructionSet))")
             }
         }
     }

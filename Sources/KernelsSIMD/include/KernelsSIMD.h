@@ -93,4 +93,10 @@ void kernels_product_avx2(const float *b, const long *rowOffsets, long k,
 void kernels_product_avx512(const float *b, const long *rowOffsets, long k,
                             const float *a, long aRow, long aColumn, long m, float *c, long ldc, long n);
 
+/// `C = A·Bᵀ` (or `C += A·Bᵀ` with `accumulate`): `C` is `m × n` with rows `ldc` apart, `A` is
+/// `m × k` and `B` `n × k`, rows `lda` and `ldb` apart, each row's `k` floats contiguous. Reads
+/// nothing past a row's `k` floats. Requires kernels_simd_has_avx512f().
+void kernels_product_transposed_avx512(const float *a, long lda, const float *b, long ldb,
+                                       long m, long n, long k, float *c, long ldc, bool accumulate);
+
 #endif
