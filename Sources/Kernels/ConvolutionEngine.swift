@@ -44,6 +44,15 @@ struct ConvolutionEngine {
             ? DirectConvolution(geometry: geometry, filters: filters) : nil
     }
 
+    /// Strided layers on AVX-512 CPUs that neither Winograd nor the direct kernel takes: the
+    /// forward pass as one product per image over a phase-split copy, without im2col (see
+    /// ``ImplicitConvolution/applies(to:filters:)``).
+    var forwardImplicit: ImplicitConvolution? {
+        guard backend == .openBLAS, let product = ProductKernel.preferred, !usesWinograd, forwardDirect == nil,
+              ImplicitConvolution.applies(to: geometry, filters: filters) else { return nil }
+        return ImplicitConvolution(geometry: geometry, filters: filters, product: product)
+    }
+
     /// Stride-1 layers whose backward-data pass the direct kernel runs: that pass is a forward
     /// convolution of the output gradient (`filters` channels) with each kernel rotated by 180°
     /// and the channel axes swapped, padded by `d·(k − 1) − p` (as Winograd's backward pass).
@@ -85,7 +94,7 @@ struct ConvolutionEngine {
         let (direct, backwardDirect) = (forwardDirect, backwardDataDirect)
         // The im2col slices serve every pass the direct kernel does not take.
         let usesColumns = direct == nil || backwardDirect == nil
-        return max(usesColumns ? imageWorkers * sliceCount : 0,
+        return max(usesColumns ? imageWorkers * sliceCount : 0, forwardImplicit?.workspaceCount ?? 0,
                    direct?.workspaceCount ?? 0, direct?.weightGradientWorkspaceCount ?? 0,
                    backwardDirect.map { filters * geometry.columnRows + $0.workspaceCount } ?? 0)
     }
@@ -176,6 +185,10 @@ struct ConvolutionEngine {
         }
         if let direct = forwardDirect {
             direct.forward(input: input, weight: weight, bias: bias, output: output, workspace: workspace!)
+            return
+        }
+        if let implicit = forwardImplicit {
+            implicit.forward(input: input, weight: weight, bias: bias, output: output, workspace: workspace!)
             return
         }
         let blocking = blocking

@@ -28,11 +28,18 @@ struct ProductKernel: Sendable {
     /// element (r, i) of `A` (`m × k`) at `a[r·aRow + i·aColumn]`.
     func multiply(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, aRow: Int, aColumn: Int,
                   b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        let function = instructionSet == .avx512 ? kernels_product_avx512 : kernels_product_avx2
         let rowOffsets = (0..<k).map { $0 * ldb }
         rowOffsets.withUnsafeBufferPointer { rowOffsets in
-            function(b, rowOffsets.baseAddress, k, a, aRow, aColumn, m, c, ldc, n)
+            multiply(m: m, n: n, a: a, aRow: aRow, aColumn: aColumn, b: b, rowOffsets: rowOffsets, c: c, ldc: ldc)
         }
+    }
+
+    /// The same with row `i` of `B` at `b + rowOffsets[i]` (`k` is `rowOffsets.count`): rows
+    /// that overlap, as the windows of a convolution's taps do (``ImplicitConvolution``).
+    func multiply(m: Int, n: Int, a: UnsafePointer<Float>, aRow: Int, aColumn: Int,
+                  b: UnsafePointer<Float>, rowOffsets: UnsafeBufferPointer<Int>, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        let function = instructionSet == .avx512 ? kernels_product_avx512 : kernels_product_avx2
+        function(b, rowOffsets.baseAddress, rowOffsets.count, a, aRow, aColumn, m, c, ldc, n)
     }
 
     /// `C = A·Bᵀ`, or `C += A·Bᵀ` with `accumulate`, for `A` (`m × k`) and `B` (`n × k`) with

@@ -1,0 +1,33 @@
+import Testing
+@testable import Kernels
+
+/// The phase-split forward pass of strided layers (AVX-512 CPUs) against the float64 reference:
+/// stride 2 and 3, a rectangular stride, dilation, padding on one side only, partial blocks of
+/// 6 filters, one image (filters split across cores) and several (images split).
+@Suite struct ImplicitConvolutionTests {
+    static let cases: [(input: [Int], filters: Int, kernel: Size2D, stride: Size2D, padding: Size2D, dilation: Size2D)] = [
+        ([3, 6, 48, 48], 7, 3, 2, 1, 1),                                          // resnet-like stride 2
+        ([1, 8, 50, 47], 13, 3, 2, 1, 1),                                         // one image, odd width
+        ([2, 5, 76, 70], 6, Size2D(height: 3, width: 5), 3, Size2D(height: 0, width: 2), 2),
+        ([2, 9, 40, 70], 11, 3, Size2D(height: 2, width: 1), 1, 1),               // stride 2 down, 1 across
+    ]
+
+    @Test func forwardMatchesTheReference() throws {
+        var generator = SeededGenerator(seed: 93)
+        for c in Self.cases {
+            let conv = Conv2D(stride: c.stride, padding: c.padding, dilation: c.dilation)
+            let weightShape = [c.filters, c.input[1], c.kernel.height, c.kernel.width]
+            let engine = try conv.makeEngine(input: c.input, weight: weightShape)
+            // On AVX-512 CPUs these layers take the phase-split pass; elsewhere im2col (the
+            // same expectations hold either way).
+            #expect((engine.forwardImplicit != nil) == (ProductKernel.preferred != nil), "\(c)")
+            let x = Tensor.random(c.input, using: &generator)
+            let w = Tensor.random(weightShape, using: &generator)
+            let b = Tensor.random([c.filters], using: &generator)
+            let y = try conv.forward(x, weight: w, bias: b)
+            let expected = Reference.conv2d(x, w, b, Reference.Params(stride: c.stride, padding: c.padding, dilation: c.dilation))
+            #expect(y.shape == expected.shape, "\(c)")
+            #expect(relativeError(y.scalars, expected.values) <= 2e-4, "\(c)")
+        }
+    }
+}
