@@ -150,22 +150,33 @@ struct ConvolutionEngine {
     }
 
     /// Runs `body(images, slice, alone)` over the batch: once on the calling thread (`alone`:
-    /// each step spreads over every core itself), or on one run of images per thread, each with
+    /// each step spreads over every core itself), or on images split across threads, each with
     /// its own workspace slice. Either way OpenBLAS is single-threaded for the whole pass, set
     /// once here rather than around each block's GEMM.
-    private func forEachImageRun(workspace: UnsafeMutablePointer<Float>?,
+    ///
+    /// With `imageByImage` (passes whose images are independent: forward, backward-data),
+    /// threads take one image at a time as they finish (``Parallel/forEachDynamic(_:workPerItem:_:)``),
+    /// unless blocks group several small images; otherwise (the weight gradient's partial sums)
+    /// each takes a fixed run.
+    private func forEachImageRun(workspace: UnsafeMutablePointer<Float>?, imageByImage: Bool,
                                  _ body: (_ images: Range<Int>, _ slice: Slice, _ alone: Bool) -> Void) {
-        guard backend == .openBLAS else { return runImages(workspace: workspace, body) }
-        GEMM.withSingleThreadedOpenBLAS { runImages(workspace: workspace, body) }
+        guard backend == .openBLAS else { return runImages(workspace: workspace, imageByImage: imageByImage, body) }
+        GEMM.withSingleThreadedOpenBLAS { runImages(workspace: workspace, imageByImage: imageByImage, body) }
     }
 
-    private func runImages(workspace: UnsafeMutablePointer<Float>?,
+    private func runImages(workspace: UnsafeMutablePointer<Float>?, imageByImage: Bool,
                            _ body: (_ images: Range<Int>, _ slice: Slice, _ alone: Bool) -> Void) {
         guard imageWorkers > 1 else {
             body(0..<geometry.batch, slice(at: workspace), true)
             return
         }
         let sliceCount = sliceCount
+        if imageByImage && !blocking.groupsImages {
+            Parallel.forEachDynamic(geometry.batch, workPerItem: imageWork) { worker, image in
+                body(image..<image + 1, slice(at: workspace.map { $0 + worker * sliceCount }), false)
+            }
+            return
+        }
         Parallel.forEachChunk(geometry.batch, workPerItem: imageWork) { chunk, images in
             body(images, slice(at: workspace.map { $0 + chunk * sliceCount }), false)
         }
@@ -192,7 +203,7 @@ struct ConvolutionEngine {
             return
         }
         let blocking = blocking
-        forEachImageRun(workspace: workspace) { images, slice, alone in
+        forEachImageRun(workspace: workspace, imageByImage: true) { images, slice, alone in
             blocking.forEachBlock(of: images) { block, rows in
                 let columns = columnsOf(input, images: block, rows: rows, into: slice.columns, parallel: alone)
                 let width = columns.leadingDimension
@@ -242,7 +253,7 @@ struct ConvolutionEngine {
             return
         }
         let blocking = blocking
-        forEachImageRun(workspace: workspace) { images, slice, alone in
+        forEachImageRun(workspace: workspace, imageByImage: true) { images, slice, alone in
             blocking.forEachBlock(of: images) { block, rows in
                 let gradient = filterSideOf(outputGradient, images: block, rows: rows, into: slice.staging)
                 let bandStart = rows.lowerBound * g.outputWidth
@@ -313,7 +324,7 @@ struct ConvolutionEngine {
         }
         let blocking = blocking
         // Several threads each accumulate a partial sum in their slice, added up at the end.
-        forEachImageRun(workspace: workspace) { images, slice, alone in
+        forEachImageRun(workspace: workspace, imageByImage: false) { images, slice, alone in
             let target = slice.partialWeightGradient ?? weightGradient
             var isFirstBlock = true
             blocking.forEachBlock(of: images) { block, rows in

@@ -163,12 +163,10 @@ struct DirectConvolution {
                        g.outputHeight, g.outputWidth, rows.lowerBound, rows.upperBound)
             }
             if imageWorkers > 1 {
-                Parallel.forEachChunk(g.batch, workPerItem: filters * g.columnsPerImage) { chunk, images in
-                    let padded = paddedImages + chunk * paddedImageCount
-                    for image in images {
-                        pad(input + image * g.imageSize, into: padded)
-                        convolve(padded, image: image, rows: 0..<g.outputHeight)
-                    }
+                Parallel.forEachDynamic(g.batch, workPerItem: filters * g.columnsPerImage) { worker, image in
+                    let padded = paddedImages + worker * paddedImageCount
+                    pad(input + image * g.imageSize, into: padded)
+                    convolve(padded, image: image, rows: 0..<g.outputHeight)
                 }
             } else {
                 for image in 0..<g.batch {

@@ -121,14 +121,12 @@ struct ImplicitConvolution {
                                  c: staging + range.lowerBound * ldc, ldc: ldc)
             }
             if imageWorkers > 1 {
-                Parallel.forEachChunk(g.batch, workPerItem: filters * g.columnsPerImage) { chunk, images in
-                    let copy = workspace + chunk * sliceCount
+                Parallel.forEachDynamic(g.batch, workPerItem: filters * g.columnsPerImage) { worker, image in
+                    let copy = workspace + worker * sliceCount
                     let staging = copy + copyCount
-                    for image in images {
-                        split(input + image * g.imageSize, into: copy)
-                        multiply(copy, filters: 0..<filters, into: staging)
-                        copyOut(staging, filters: 0..<filters, bias: bias, into: output + image * outputImageSize)
-                    }
+                    split(input + image * g.imageSize, into: copy)
+                    multiply(copy, filters: 0..<filters, into: staging)
+                    copyOut(staging, filters: 0..<filters, bias: bias, into: output + image * outputImageSize)
                 }
                 return
             }

@@ -1,4 +1,5 @@
 import Dispatch
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -44,6 +45,32 @@ enum Parallel {
             nonisolated(unsafe) let body = body
             DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
                 body(chunk, (count * chunk / chunks)..<(count * (chunk + 1) / chunks))
+            }
+        }
+    }
+
+    /// Runs `body(worker, index)` for every index in `0..<count`, on as many workers as
+    /// ``forEachChunk(_:workPerItem:_:)`` would use, each taking the next index as it finishes
+    /// one: when a core is slowed (this VM's cores are shared), the other takes more of the
+    /// items instead of waiting at the end for a fixed half. `worker` (`0..<chunkCount`) picks
+    /// a workspace slice. Only for items whose results do not depend on which worker ran them
+    /// (partial sums keep ``forEachChunk(_:workPerItem:_:)``'s fixed order).
+    static func forEachDynamic(_ count: Int, workPerItem: Int, _ body: (_ worker: Int, _ index: Int) -> Void) {
+        let workers = chunkCount(count, workPerItem: workPerItem)
+        guard workers > 1 else {
+            for index in 0..<count { body(0, index) }
+            return
+        }
+        let next = Atomic<Int>(0)
+        withoutActuallyEscaping(body) { body in
+            // Each index is taken by exactly one worker, and callers give each index a disjoint region.
+            nonisolated(unsafe) let body = body
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                while true {
+                    let index = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                    guard index < count else { return }
+                    body(worker, index)
+                }
             }
         }
     }

@@ -228,16 +228,14 @@ struct WinogradF2x3 {
         if backend == .openBLAS { GEMM.withSingleThreadedOpenBLAS(body) } else { body() }
     }
 
-    /// Runs the 16 independent per-position GEMMs, split across Kernels' threads when
-    /// ``splitsGEMMs``, else one by one.
+    /// Runs the 16 independent per-position GEMMs, taken one at a time by Kernels' threads
+    /// when ``splitsGEMMs``, else one by one.
     private func forEachPosition(_ body: (Int) -> Void) {
         guard splitsGEMMs else {
             for position in 0..<16 { body(position) }
             return
         }
-        Parallel.forEach(16, workPerItem: Parallel.minimumParallelWork) { positions in
-            for position in positions { body(position) }
-        }
+        Parallel.forEachDynamic(16, workPerItem: Parallel.minimumParallelWork) { _, position in body(position) }
     }
 
     /// Splits `0..<count` kernels across Kernels' threads when ``splitsGEMMs`` (for the kernel
@@ -308,27 +306,27 @@ struct WinogradF2x3 {
     /// Largest `U` (all 16 planes) of a narrow layer: 1 MiB, 128 → 128 channels.
     static let maximumNarrowWeightFloats = 1 << 18
 
-    /// The pass with the product kernel by spans: each core takes its share of ``fusedSpans``
-    /// and runs every step of each on its own `V` and `M`, with no barrier between the steps.
+    /// The pass with the product kernel by spans: each core takes the next of ``fusedSpans`` as
+    /// it finishes one and runs every step of it on its own `V` and `M`, with no barrier
+    /// between the steps.
     private func runSpans(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
                           workspace: UnsafeMutablePointer<Float>, kernel: Kernel, product: ProductKernel) {
         let spans = fusedSpans
         let spanFloats = groupFloats(tiles: fusedSpanTiles)
-        Parallel.forEachChunk(spans.count, workPerItem: Parallel.minimumParallelWork) { chunk, range in
-            let transformed = workspace + 16 * weightPlaneStride + chunk * spanFloats
-            for (firstImage, span) in spans[range] {
-                let tiles = span.images * span.tileRows.count * tilesWide
-                let (inputPlane, productPlane) = (planeStride(inputChannels, tiles: tiles), planeStride(outputChannels, tiles: tiles))
-                let products = transformed + 16 * inputPlane
-                transformInput(input + firstImage * inputChannels * height * width, span: span,
-                               into: transformed, groupTiles: tiles)
-                for position in 0..<16 {
-                    multiply(position: position, kernel: kernel, product: product, input: transformed + position * inputPlane,
-                             weights: workspace, products: products + position * productPlane, tiles: tiles)
-                }
-                transformOutput(products, span: span, groupTiles: tiles,
-                                into: output + firstImage * outputChannels * outputHeight * outputWidth, bias: bias)
+        Parallel.forEachDynamic(spans.count, workPerItem: Parallel.minimumParallelWork) { worker, index in
+            let transformed = workspace + 16 * weightPlaneStride + worker * spanFloats
+            let (firstImage, span) = spans[index]
+            let tiles = span.images * span.tileRows.count * tilesWide
+            let (inputPlane, productPlane) = (planeStride(inputChannels, tiles: tiles), planeStride(outputChannels, tiles: tiles))
+            let products = transformed + 16 * inputPlane
+            transformInput(input + firstImage * inputChannels * height * width, span: span,
+                           into: transformed, groupTiles: tiles)
+            for position in 0..<16 {
+                multiply(position: position, kernel: kernel, product: product, input: transformed + position * inputPlane,
+                         weights: workspace, products: products + position * productPlane, tiles: tiles)
             }
+            transformOutput(products, span: span, groupTiles: tiles,
+                            into: output + firstImage * outputChannels * outputHeight * outputWidth, bias: bias)
         }
     }
 
