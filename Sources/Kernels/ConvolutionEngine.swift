@@ -6,11 +6,13 @@
 /// other side (`batch × filters × outputHeight × outputWidth`), and the weight is
 /// `filters × geometry.columnRows`, row-major. Buffers are assumed valid: callers validate.
 ///
-/// Four algorithms, chosen by shape:
+/// Five algorithms, chosen by shape:
 /// - 3×3 stride-1 with enough channels: Winograd F(2×2, 3×3) for all passes (``WinogradF2x3``).
 /// - few input channels, or a 5×5+ stride-1 kernel with few filters, on AVX2 CPUs: a direct
 ///   convolution (``DirectConvolution``) for the forward pass and the weight gradient, and for
 ///   the backward-data pass of stride-1 layers where the rotated kernel qualifies too.
+/// - strided layers on AVX-512 CPUs: the forward pass as one product per image over a
+///   phase-split copy (``ImplicitConvolution``); the other passes as below.
 /// - 1×1 stride-1 unpadded: the image is its own column matrix; each pass is a plain GEMM.
 /// - anything else: im2col + GEMM.
 ///
