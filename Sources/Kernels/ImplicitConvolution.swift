@@ -120,6 +120,7 @@ struct ImplicitConvolution {
                                  aRow: g.columnRows, aColumn: 1, b: copy, rowOffsets: taps,
                                  c: staging + range.lowerBound * ldc, ldc: ldc)
             }
+            clear(workspace, count: max(1, imageWorkers))
             if imageWorkers > 1 {
                 Parallel.forEachDynamic(g.batch, workPerItem: filters * g.columnsPerImage) { worker, image in
                     let copy = workspace + worker * sliceCount
@@ -158,39 +159,79 @@ struct ImplicitConvolution {
         }
     }
 
-    /// Copies one image into the zero-padded, phase-split layout: padded pixel `(c, y, x)` goes
-    /// to `c·channelStride + ((y mod s)·s + x mod s)·phasePlane + (y / s)·phaseLength + x / s`.
+    /// Copies one image into the phase-split layout: padded pixel `(c, y, x)` goes to
+    /// `c·channelStride + ((y mod s)·s + x mod s)·phasePlane + (y / s)·phaseLength + x / s`.
+    /// Only the image's own pixels are written: the padding is the same for every image, so
+    /// each copy buffer is zeroed once per call (``clear(_:)``) and keeps its zeros.
     private func split(_ image: UnsafePointer<Float>, into copy: UnsafeMutablePointer<Float>) {
         let g = geometry
         let (rowStride, columnStride) = (g.stride.height, g.stride.width)
+        // Hoisted: each is computed (with divisions) from the geometry.
+        let (phaseRows, phaseLength, phasePlane, channelStride) = (phaseRows, phaseLength, phasePlane, channelStride)
         for channel in 0..<g.channels {
             let plane = image + channel * g.inputPlaneSize
             for rowPhase in 0..<rowStride {
-                for columnPhase in 0..<columnStride {
-                    let phase = copy + channel * channelStride + (rowPhase * columnStride + columnPhase) * phasePlane
-                    let columns = validOutputRange(outputLength: phaseLength, stride: columnStride,
-                                                   offset: columnPhase - g.padding.width, inputLength: g.width)
-                    for row in 0..<phaseRows {
-                        let destination = phase + row * phaseLength
-                        let inputRow = row * rowStride + rowPhase - g.padding.height
-                        guard (0..<g.height).contains(inputRow), !columns.isEmpty else {
-                            destination.update(repeating: 0, count: phaseLength)
-                            continue
-                        }
-                        destination.update(repeating: 0, count: columns.lowerBound)
-                        let first = plane + inputRow * g.width + columns.lowerBound * columnStride + columnPhase - g.padding.width
-                        let valid = destination + columns.lowerBound
+                let phases = copy + channel * channelStride + rowPhase * columnStride * phasePlane
+                for row in 0..<phaseRows {
+                    let inputRow = row * rowStride + rowPhase - g.padding.height
+                    guard (0..<g.height).contains(inputRow) else { continue }
+                    let source = plane + inputRow * g.width
+                    if columnStride == 2 {
+                        deinterleave(source, into: phases + row * phaseLength, phases + phasePlane + row * phaseLength,
+                                     length: phaseLength)
+                        continue
+                    }
+                    for columnPhase in 0..<columnStride {
+                        let columns = validOutputRange(outputLength: phaseLength, stride: columnStride,
+                                                       offset: columnPhase - g.padding.width, inputLength: g.width)
+                        guard !columns.isEmpty else { continue }
+                        let first = source + columns.lowerBound * columnStride + columnPhase - g.padding.width
+                        let valid = phases + columnPhase * phasePlane + row * phaseLength + columns.lowerBound
                         if columnStride == 1 {
                             valid.update(from: first, count: columns.count)
-                        } else if columnStride == 2 {
-                            VectorOperations.copyEvenElements(first, to: valid, count: columns.count)
                         } else {
                             for index in 0..<columns.count { valid[index] = first[index * columnStride] }
                         }
-                        (destination + columns.upperBound).update(repeating: 0, count: phaseLength - columns.upperBound)
                     }
                 }
             }
         }
+    }
+
+    /// One input row into its two column phases at stride 2: pixel `x` goes to phase
+    /// `(x + p) mod 2`, column `(x + p) / 2` (dropped past `length`), sixteen pixels per step
+    /// (one load, its even and odd halves stored), then eight.
+    private func deinterleave(_ source: UnsafePointer<Float>, into even: UnsafeMutablePointer<Float>,
+                              _ odd: UnsafeMutablePointer<Float>, length: Int) {
+        let (width, padding) = (geometry.width, geometry.padding.width)
+        var x = padding % 2
+        if x == 1, padding / 2 < length { odd[padding / 2] = source[0] }
+        // From here pixel x lands in `even` and pixel x + 1 in `odd`, both at column (x + p) / 2.
+        var column = (x + padding) / 2
+        while x + 16 <= width, column + 8 <= length {
+            let pixels = UnsafeRawPointer(source + x).loadUnaligned(as: SIMD16<Float>.self)
+            UnsafeMutableRawPointer(even + column).storeBytes(of: pixels.evenHalf, as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(odd + column).storeBytes(of: pixels.oddHalf, as: SIMD8<Float>.self)
+            x += 16
+            column += 8
+        }
+        while x + 8 <= width, column + 4 <= length {
+            let pixels = UnsafeRawPointer(source + x).loadUnaligned(as: SIMD8<Float>.self)
+            UnsafeMutableRawPointer(even + column).storeBytes(of: pixels.evenHalf, as: SIMD4<Float>.self)
+            UnsafeMutableRawPointer(odd + column).storeBytes(of: pixels.oddHalf, as: SIMD4<Float>.self)
+            x += 8
+            column += 4
+        }
+        while x < width, column < length {
+            even[column] = source[x]
+            if x + 1 < width { odd[column] = source[x + 1] }
+            x += 2
+            column += 1
+        }
+    }
+
+    /// Zeroes `count` copy buffers before a call's first image: their padding is never written.
+    private func clear(_ copies: UnsafeMutablePointer<Float>, count: Int) {
+        for index in 0..<count { (copies + index * sliceCount).update(repeating: 0, count: copyCount) }
     }
 }

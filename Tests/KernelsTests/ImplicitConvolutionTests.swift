@@ -2,14 +2,17 @@ import Testing
 @testable import Kernels
 
 /// The phase-split forward pass of strided layers (AVX-512 CPUs) against the float64 reference:
-/// stride 2 and 3, a rectangular stride, dilation, padding on one side only, partial blocks of
-/// 6 filters, one image (filters split across cores) and several (images split).
+/// stride 2 and 3, a rectangular stride, dilation, odd, even and no padding, odd widths, partial
+/// blocks of 6 filters, one image (filters split across cores) and several (images split), and
+/// several images through one copy buffer (its zero padding written once).
 @Suite struct ImplicitConvolutionTests {
     static let cases: [(input: [Int], filters: Int, kernel: Size2D, stride: Size2D, padding: Size2D, dilation: Size2D)] = [
         ([3, 6, 48, 48], 7, 3, 2, 1, 1),                                          // resnet-like stride 2
         ([1, 8, 50, 47], 13, 3, 2, 1, 1),                                         // one image, odd width
         ([2, 5, 76, 70], 6, Size2D(height: 3, width: 5), 3, Size2D(height: 0, width: 2), 2),
         ([2, 9, 40, 70], 11, 3, Size2D(height: 2, width: 1), 1, 1),               // stride 2 down, 1 across
+        ([2, 6, 51, 49], 7, 3, 2, Size2D(height: 1, width: 2), 1),                // even padding across, odd width
+        ([1, 5, 56, 57], 6, 3, 2, 0, 1),                                          // no padding
     ]
 
     @Test func forwardMatchesTheReference() throws {
