@@ -199,8 +199,8 @@ struct ImplicitConvolution {
     }
 
     /// One input row into its two column phases at stride 2: pixel `x` goes to phase
-    /// `(x + p) mod 2`, column `(x + p) / 2` (dropped past `length`), sixteen pixels per step
-    /// (one load, its even and odd halves stored), then eight.
+    /// `(x + p) mod 2`, column `(x + p) / 2` (dropped past `length`), eight pixels per step
+    /// (one load, its even and odd halves stored).
     private func deinterleave(_ source: UnsafePointer<Float>, into even: UnsafeMutablePointer<Float>,
                               _ odd: UnsafeMutablePointer<Float>, length: Int) {
         let (width, padding) = (geometry.width, geometry.padding.width)
@@ -208,13 +208,6 @@ struct ImplicitConvolution {
         if x == 1, padding / 2 < length { odd[padding / 2] = source[0] }
         // From here pixel x lands in `even` and pixel x + 1 in `odd`, both at column (x + p) / 2.
         var column = (x + padding) / 2
-        while x + 16 <= width, column + 8 <= length {
-            let pixels = UnsafeRawPointer(source + x).loadUnaligned(as: SIMD16<Float>.self)
-            UnsafeMutableRawPointer(even + column).storeBytes(of: pixels.evenHalf, as: SIMD8<Float>.self)
-            UnsafeMutableRawPointer(odd + column).storeBytes(of: pixels.oddHalf, as: SIMD8<Float>.self)
-            x += 16
-            column += 8
-        }
         while x + 8 <= width, column + 4 <= length {
             let pixels = UnsafeRawPointer(source + x).loadUnaligned(as: SIMD8<Float>.self)
             UnsafeMutableRawPointer(even + column).storeBytes(of: pixels.evenHalf, as: SIMD4<Float>.self)
