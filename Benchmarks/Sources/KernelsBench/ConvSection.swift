@@ -33,9 +33,10 @@ struct ConvSection {
             "  the same run right after the pass, each in its own warmed-up block, on \(threads) threads",
             "  (forward: F×OH·OW×C·KH·KW; backward-input: Wᵀ·dY; backward-weight: dY·colsᵀ).",
             "  Above 100%: 3×3 stride-1 layers with ≥ 16 channels run Winograd F(2×2, 3×3), 2.25× fewer multiplies than that GEMM;",
-            "  layers with ≤ 4 input channels, or 5×5+ stride-1 kernels with 8–64 filters, run a direct AVX2 or AVX-512 kernel (forward, backward-weight, and backward-input at stride 1).",
+            "  layers with ≤ 4 input channels, or 5×5+ stride-1 kernels with 8–64 filters, run a direct AVX2 or AVX-512 kernel (forward, backward-weight, and backward-input at stride 1);",
+            "  on AVX-512 CPUs Winograd's products are Kernels' own kernels, and strided forward passes a product over a phase-split copy (no im2col).",
             "workspace = Conv2D.workspaceByteCount: scratch per call (one block's column matrix per thread, one group of Winograd tiles,",
-            "  or one padded image per thread for the direct kernel),",
+            "  or one padded or phase-split image per thread for the direct and strided kernels),",
             "  bounded whatever N; output tensors not counted.",
         ]
         report.table(table)
