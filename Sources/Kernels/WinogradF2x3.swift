@@ -142,7 +142,10 @@ struct WinogradF2x3 {
     }
 
     /// Tiles of the largest span (see ``fusedSpanShape``).
-    private var fusedSpanTiles: Int { fusedSpanShape.images * fusedSpanShape.tileRows * tilesWide }
+    private var fusedSpanTiles: Int {
+        let (images, rows) = fusedSpanShape
+        return images * rows * tilesWide
+    }
 
     /// The spans of the whole batch: (first image, span).
     private var fusedSpans: [(firstImage: Int, span: TileSpan)] {
@@ -158,11 +161,7 @@ struct WinogradF2x3 {
     }
 
     /// Cores the spans are split across (each with its own `V` and `M`).
-    private var fusedSpanChunks: Int {
-        let (images, rows) = fusedSpanShape
-        let spans = (batch + images - 1) / images * ((tilesHigh + rows - 1) / rows)
-        return Parallel.chunkCount(spans, workPerItem: Parallel.minimumParallelWork)
-    }
+    private var fusedSpanChunks: Int { Parallel.chunkCount(fusedSpans.count, workPerItem: Parallel.minimumParallelWork) }
 
     /// Distance between two of the 16 planes of a `[16][channels][tiles]` buffer.
     func planeStride(_ channels: Int, tiles: Int) -> Int { channels * tiles + Self.planePadding }
