@@ -16,7 +16,10 @@ import KernelsSIMD
 ///   resnet-c2 Winograd forward 11.5 → 13.9 ms, resnet-c4 10.1 → 13.0 ms;
 /// - for the im2col GEMMs: forward mixed (8×64×56×56 → 128 3×3 s2 4.1 → 3.9 ms, but
 ///   8×256×56×56 → 64 1×1 4.3 → 5.1 ms), backward-data slower (3.9 → 4.8 ms), and the
-///   weight gradient as `dWᵀ = columns · dYᵀ` slower too (4.3 → 4.4, 4.1 → 4.8 ms).
+///   weight gradient as `dWᵀ = columns · dYᵀ` slower too (4.3 → 4.4, 4.1 → 4.8 ms);
+/// - copying each 128-row piece of `B` into an aligned panel first, so no load splits a cache
+///   line: slower (resnet-c3s2 strided forward 3.75 → 3.80 ms, resnet-c2 Winograd forward
+///   4.40 → 4.62 ms, minima of 5 alternating runs).
 struct ProductKernel: Sendable {
     let instructionSet: DirectConvolution.InstructionSet
 
