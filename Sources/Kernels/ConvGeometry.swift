@@ -130,3 +130,12 @@ public struct ConvGeometry: Sendable, Hashable {
         }
     }
 }
+
+extension ConvGeometry {
+    /// Multiply-adds of one image's convolution with `filters` filters: what decides whether
+    /// splitting a batch's images across cores pays.
+    func imageWork(filters: Int) -> Int { filters * columnsPerImage }
+
+    /// Threads a batch's images are split across: one per core, or 1 when the work is too small.
+    func imageWorkers(filters: Int) -> Int { Parallel.chunkCount(batch, workPerItem: imageWork(filters: filters)) }
+}

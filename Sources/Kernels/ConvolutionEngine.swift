@@ -48,11 +48,11 @@ struct ConvolutionEngine {
 
     /// Strided layers on AVX-512 CPUs that neither Winograd nor the direct kernel takes: the
     /// forward pass as one product per image over a phase-split copy, without im2col (see
-    /// ``ImplicitConvolution/applies(to:filters:)``).
+    /// ``ImplicitConvolution/pays``).
     var forwardImplicit: ImplicitConvolution? {
-        guard backend == .openBLAS, let product = ProductKernel.preferred, !usesWinograd, forwardDirect == nil,
-              ImplicitConvolution.applies(to: geometry, filters: filters) else { return nil }
-        return ImplicitConvolution(geometry: geometry, filters: filters, product: product)
+        guard backend == .openBLAS, let product = ProductKernel.preferred, !usesWinograd, forwardDirect == nil else { return nil }
+        let implicit = ImplicitConvolution(geometry: geometry, filters: filters, product: product)
+        return implicit.pays ? implicit : nil
     }
 
     /// Stride-1 layers whose backward-data pass the direct kernel runs: that pass is a forward
@@ -109,11 +109,11 @@ struct ConvolutionEngine {
     /// parallelize inside each call instead (im2col/col2im by rows or channels, an OpenBLAS
     /// GEMM by blocks of columns on Kernels' threads: ``GEMMBackend/multiply(splittingAcrossCores:transposeA:transposeB:m:n:k:alpha:a:lda:b:ldb:beta:c:ldc:)``).
     var imageWorkers: Int {
-        backend == .openBLAS ? Parallel.chunkCount(geometry.batch, workPerItem: imageWork) : 1
+        backend == .openBLAS ? geometry.imageWorkers(filters: filters) : 1
     }
 
     /// Multiply-adds of one image's GEMM: what decides whether splitting the batch pays.
-    private var imageWork: Int { filters * geometry.columnsPerImage }
+    private var imageWork: Int { geometry.imageWork(filters: filters) }
 
     /// How each thread's run of images is cut into GEMM blocks.
     var blocking: ColumnBlocking {

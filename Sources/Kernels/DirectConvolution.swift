@@ -118,7 +118,7 @@ struct DirectConvolution {
     /// Threads that each take a run of whole images (each with its own padded copy); with
     /// fewer images than cores, one copy at a time and the rows split across cores instead.
     private var imageWorkers: Int {
-        Parallel.chunkCount(geometry.batch, workPerItem: filters * geometry.columnsPerImage)
+        geometry.imageWorkers(filters: filters)
     }
 
     /// Floats of workspace for ``forward(input:weight:bias:output:workspace:)``: the packed
@@ -163,7 +163,7 @@ struct DirectConvolution {
                        g.outputHeight, g.outputWidth, rows.lowerBound, rows.upperBound)
             }
             if imageWorkers > 1 {
-                Parallel.forEachDynamic(g.batch, workPerItem: filters * g.columnsPerImage) { worker, image in
+                Parallel.forEachDynamic(g.batch, workPerItem: g.imageWork(filters: filters)) { worker, image in
                     let padded = paddedImages + worker * paddedImageCount
                     pad(input + image * g.imageSize, into: padded)
                     convolve(padded, image: image, rows: 0..<g.outputHeight)
@@ -213,7 +213,7 @@ struct DirectConvolution {
             // Each thread sums its run of images into its own partial; the partials are added in
             // chunk order, so the result is the same on every run.
             let sliceCount = paddedImageCount + weightCount + byFiltersScratchCount
-            Parallel.forEachChunk(g.batch, workPerItem: filters * g.columnsPerImage) { chunk, images in
+            Parallel.forEachChunk(g.batch, workPerItem: g.imageWork(filters: filters)) { chunk, images in
                 let padded = workspace + chunk * sliceCount
                 let partial = padded + paddedImageCount
                 let scratch = partial + weightCount

@@ -1,3 +1,5 @@
+import KernelsSIMD
+
 /// The forward pass as one product per image over a phase-split copy of the image, without
 /// im2col: for strided layers on AVX-512 CPUs, where im2col's strided gathers took a sixth of
 /// the pass (resnet-c3s2 forward 4.05 → 3.75 ms, minimum of 6 alternating runs).
@@ -30,16 +32,17 @@ struct ImplicitConvolution {
     /// 0.93 → 1.55 ms), and im2col's grouped images do better.
     static let minimumColumns = 512
 
-    /// Whether the forward pass of this layer runs here: a stride above 1 (at stride 1 the
-    /// direct kernel or Winograd serve, or im2col's copies are plain), a kernel larger than
+    /// Whether the forward pass of this layer pays to run here: a stride above 1 (at stride 1
+    /// the direct kernel or Winograd serve, or im2col's copies are plain), a kernel larger than
     /// 1×1 (a strided 1×1 only needs one of its phases), a product of ``minimumColumns`` or
     /// more, and a copy that fits.
-    static func applies(to g: ConvGeometry, filters: Int) -> Bool {
+    var pays: Bool {
+        let g = geometry
         guard g.stride != 1, g.kernel.height * g.kernel.width > 1,
-              g.stride.height <= maximumStride, g.stride.width <= maximumStride else { return false }
-        let implicit = ImplicitConvolution(geometry: g, filters: filters, product: ProductKernel(instructionSet: .avx512))
-        return implicit.fitsInWorkspace && implicit.productColumns >= minimumColumns
+              g.stride.height <= Self.maximumStride, g.stride.width <= Self.maximumStride else { return false }
+        return fitsInWorkspace && productColumns >= Self.minimumColumns
     }
+
     /// Largest copy of one image (64 MiB): far above any real layer's.
     static let maximumCopyFloats = 1 << 24
 
@@ -78,7 +81,7 @@ struct ImplicitConvolution {
 
     /// Threads that each take a run of whole images (with their own copy and product).
     private var imageWorkers: Int {
-        Parallel.chunkCount(geometry.batch, workPerItem: filters * geometry.columnsPerImage)
+        geometry.imageWorkers(filters: filters)
     }
 
     /// Floats of one thread's workspace slice: a copy and its product.
@@ -122,7 +125,7 @@ struct ImplicitConvolution {
             }
             clear(workspace, count: max(1, imageWorkers))
             if imageWorkers > 1 {
-                Parallel.forEachDynamic(g.batch, workPerItem: filters * g.columnsPerImage) { worker, image in
+                Parallel.forEachDynamic(g.batch, workPerItem: g.imageWork(filters: filters)) { worker, image in
                     let copy = workspace + worker * sliceCount
                     let staging = copy + copyCount
                     split(input + image * g.imageSize, into: copy)
@@ -134,11 +137,12 @@ struct ImplicitConvolution {
             // Fewer images than cores: one image at a time, its filters split across cores in
             // blocks of 6 (the kernel's row block).
             let (copy, staging) = (workspace, workspace + copyCount)
-            let blocks = (filters + 5) / 6
+            let block = Int(KERNELS_DIRECT_FILTER_BLOCK)
+            let blocks = (filters + block - 1) / block
             for image in 0..<g.batch {
                 split(input + image * g.imageSize, into: copy)
-                Parallel.forEach(blocks, workPerItem: 6 * g.columnRows * productColumns) { blockRange in
-                    let range = (6 * blockRange.lowerBound)..<min(filters, 6 * blockRange.upperBound)
+                Parallel.forEach(blocks, workPerItem: block * g.columnRows * productColumns) { blockRange in
+                    let range = (block * blockRange.lowerBound)..<min(filters, block * blockRange.upperBound)
                     multiply(copy, filters: range, into: staging)
                     copyOut(staging, filters: range, bias: bias, into: output + image * outputImageSize)
                 }

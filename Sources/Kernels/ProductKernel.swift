@@ -27,18 +27,11 @@ struct ProductKernel: Sendable {
     static let preferred: ProductKernel? =
         DirectConvolution.InstructionSet.avx512.isSupported ? ProductKernel(instructionSet: .avx512) : nil
 
-    /// `C = A·B` for `C` `m × n` with rows `ldc` apart, `B` `k × n` with rows `ldb` apart, and
-    /// element (r, i) of `A` (`m × k`) at `a[r·aRow + i·aColumn]`.
-    func multiply(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, aRow: Int, aColumn: Int,
-                  b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        let rowOffsets = (0..<k).map { $0 * ldb }
-        rowOffsets.withUnsafeBufferPointer { rowOffsets in
-            multiply(m: m, n: n, a: a, aRow: aRow, aColumn: aColumn, b: b, rowOffsets: rowOffsets, c: c, ldc: ldc)
-        }
-    }
-
-    /// The same with row `i` of `B` at `b + rowOffsets[i]` (`k` is `rowOffsets.count`): rows
-    /// that overlap, as the windows of a convolution's taps do (``ImplicitConvolution``).
+    /// `C = A·B` for `C` `m × n` with rows `ldc` apart, row `i` of `B` (`k × n`, `k` being
+    /// `rowOffsets.count`) at `b + rowOffsets[i]`, and element (r, i) of `A` (`m × k`) at
+    /// `a[r·aRow + i·aColumn]`. The offsets are the caller's, made once and shared: `i · ldb`
+    /// for a plain matrix (Winograd's planes), or each tap's start, rows that overlap, for the
+    /// windows of a convolution (``ImplicitConvolution``).
     func multiply(m: Int, n: Int, a: UnsafePointer<Float>, aRow: Int, aColumn: Int,
                   b: UnsafePointer<Float>, rowOffsets: UnsafeBufferPointer<Int>, c: UnsafeMutablePointer<Float>, ldc: Int) {
         let function = instructionSet == .avx512 ? kernels_product_avx512 : kernels_product_avx2

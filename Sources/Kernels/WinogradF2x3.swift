@@ -261,10 +261,13 @@ struct WinogradF2x3 {
             transformInput(input + firstImage * inputChannels * height * width, span: span,
                            into: buffers.input, groupTiles: buffers.tiles)
             if let product {
-                forEachPosition { position in
-                    multiply(position: position, kernel: kernel, product: product,
-                             input: buffers.input + position * buffers.inputPlane, weights: buffers.weights,
-                             products: buffers.products + position * buffers.productPlane, tiles: buffers.tiles)
+                withRowOffsets(tiles: buffers.tiles) { rowOffsets in
+                    forEachPosition { position in
+                        multiply(position: position, kernel: kernel, product: product,
+                                 input: buffers.input + position * buffers.inputPlane, rowOffsets: rowOffsets,
+                                 weights: buffers.weights, products: buffers.products + position * buffers.productPlane,
+                                 tiles: buffers.tiles)
+                    }
                 }
             } else {
                 forEachPosition { position in
@@ -284,11 +287,19 @@ struct WinogradF2x3 {
     /// `M_ξ = U_ξ · V_ξ` for one position by the product kernel, which reads `U_ξ` in place
     /// either way round (`[O][I]`, or `[I][O]` for a rotated kernel) and `V_ξ` (`[I][tiles]`)
     /// where the input transform put it.
+    /// `rowOffsets` (`i · tiles` for each input channel `i`) is made once per group or span by
+    /// ``withRowOffsets(tiles:_:)`` and shared by its 16 positions.
     private func multiply(position: Int, kernel: Kernel, product: ProductKernel, input: UnsafePointer<Float>,
-                          weights: UnsafePointer<Float>, products: UnsafeMutablePointer<Float>, tiles: Int) {
+                          rowOffsets: UnsafeBufferPointer<Int>, weights: UnsafePointer<Float>,
+                          products: UnsafeMutablePointer<Float>, tiles: Int) {
         let (aRow, aColumn) = kernel.isRotated ? (1, outputChannels) : (inputChannels, 1)
-        product.multiply(m: outputChannels, n: tiles, k: inputChannels, a: weights + position * weightPlaneStride,
-                         aRow: aRow, aColumn: aColumn, b: input, ldb: tiles, c: products, ldc: tiles)
+        product.multiply(m: outputChannels, n: tiles, a: weights + position * weightPlaneStride, aRow: aRow, aColumn: aColumn,
+                         b: input, rowOffsets: rowOffsets, c: products, ldc: tiles)
+    }
+
+    /// Calls `body` with the offsets of the `inputChannels` rows of a `V_ξ` plane of `tiles` tiles.
+    private func withRowOffsets(tiles: Int, _ body: (UnsafeBufferPointer<Int>) -> Void) {
+        (0..<inputChannels).map { $0 * tiles }.withUnsafeBufferPointer(body)
     }
 
     /// Whether all of `U` fits in about 1 MiB (up to 128 → 128 channels). Such layers run the
@@ -320,9 +331,12 @@ struct WinogradF2x3 {
             let products = transformed + 16 * inputPlane
             transformInput(input + firstImage * inputChannels * height * width, span: span,
                            into: transformed, groupTiles: tiles)
-            for position in 0..<16 {
-                multiply(position: position, kernel: kernel, product: product, input: transformed + position * inputPlane,
-                         weights: workspace, products: products + position * productPlane, tiles: tiles)
+            withRowOffsets(tiles: tiles) { rowOffsets in
+                for position in 0..<16 {
+                    multiply(position: position, kernel: kernel, product: product, input: transformed + position * inputPlane,
+                             rowOffsets: rowOffsets, weights: workspace, products: products + position * productPlane,
+                             tiles: tiles)
+                }
             }
             transformOutput(products, span: span, groupTiles: tiles,
                             into: output + firstImage * outputChannels * outputHeight * outputWidth, bias: bias)

@@ -28,8 +28,10 @@ import Testing
                     var c = [Float](repeating: .infinity, count: m * ldc)
                     a.withUnsafeBufferPointer { a in
                         b.withUnsafeBufferPointer { b in
-                            kernel.multiply(m: m, n: n, k: k, a: a.baseAddress!, aRow: aRow, aColumn: aColumn,
-                                            b: b.baseAddress!, ldb: n, c: &c, ldc: ldc)
+                            (0..<k).map { $0 * n }.withUnsafeBufferPointer { rowOffsets in
+                                kernel.multiply(m: m, n: n, a: a.baseAddress!, aRow: aRow, aColumn: aColumn,
+                                                b: b.baseAddress!, rowOffsets: rowOffsets, c: &c, ldc: ldc)
+                            }
                         }
                     }
                     let product = (0..<m).flatMap { row in c[(row * ldc)..<(row * ldc + n)] }
