@@ -27,15 +27,16 @@ struct ProductKernel: Sendable {
     static let preferred: ProductKernel? =
         DirectConvolution.InstructionSet.avx512.isSupported ? ProductKernel(instructionSet: .avx512) : nil
 
-    /// `C = A·B` for `C` `m × n` with rows `ldc` apart, row `i` of `B` (`k × n`, `k` being
+    /// `C = A·B` (`C += A·B` with `accumulate`) for `C` `m × n` with rows `ldc` apart, row `i` of `B` (`k × n`, `k` being
     /// `rowOffsets.count`) at `b + rowOffsets[i]`, and element (r, i) of `A` (`m × k`) at
     /// `a[r·aRow + i·aColumn]`. The offsets are the caller's, made once and shared: `i · ldb`
     /// for a plain matrix (Winograd's planes), or each tap's start, rows that overlap, for the
     /// windows of a convolution (``ImplicitConvolution``).
     func multiply(m: Int, n: Int, a: UnsafePointer<Float>, aRow: Int, aColumn: Int,
-                  b: UnsafePointer<Float>, rowOffsets: UnsafeBufferPointer<Int>, c: UnsafeMutablePointer<Float>, ldc: Int) {
+                  b: UnsafePointer<Float>, rowOffsets: UnsafeBufferPointer<Int>, c: UnsafeMutablePointer<Float>, ldc: Int,
+                  accumulate: Bool = false) {
         let function = instructionSet == .avx512 ? kernels_product_avx512 : kernels_product_avx2
-        function(b, rowOffsets.baseAddress, rowOffsets.count, a, aRow, aColumn, m, c, ldc, n)
+        function(b, rowOffsets.baseAddress, rowOffsets.count, a, aRow, aColumn, m, c, ldc, n, accumulate)
     }
 
     /// `C = A·Bᵀ`, or `C += A·Bᵀ` with `accumulate`, for `A` (`m × k`) and `B` (`n × k`) with

@@ -1,7 +1,25 @@
+import KernelsSIMD
+
 /// Explicitly vectorized loops for the hot contiguous runs of col2im and bias handling.
 /// Written with `SIMD8<Float>` (one AVX register) so they vectorize whatever the optimizer
 /// decides about pointer aliasing.
 enum VectorOperations {
+    /// `destination[j·destinationStride + i] = source[i·sourceStride + j]` for the
+    /// `rows × columns` matrix at `source`: by 16 × 16 tiles in AVX-512 registers where the CPU
+    /// has them, else element by element.
+    static func transpose(rows: Int, columns: Int, from source: UnsafePointer<Float>, sourceStride: Int,
+                          to destination: UnsafeMutablePointer<Float>, destinationStride: Int) {
+        if DirectConvolution.InstructionSet.avx512.isSupported {
+            kernels_transpose_avx512(source, rows, columns, sourceStride, destination, destinationStride)
+            return
+        }
+        for row in 0..<rows {
+            for column in 0..<columns {
+                destination[column * destinationStride + row] = source[row * sourceStride + column]
+            }
+        }
+    }
+
     /// `destination[i] += source[i]` for `i` in `0..<count`.
     @inline(__always)
     static func add(_ source: UnsafePointer<Float>, into destination: UnsafeMutablePointer<Float>, count: Int) {

@@ -113,9 +113,9 @@ WEIGHT_GRADIENT_STUB(avx512)
 
 #define PRODUCT_STUB(SUFFIX)                                                                                \
     void kernels_product_##SUFFIX(const float *b, const long *rowOffsets, long k, const float *a, long aRow, \
-                                  long aColumn, long m, float *c, long ldc, long n) {                       \
+                                  long aColumn, long m, float *c, long ldc, long n, bool accumulate) {      \
         (void)b; (void)rowOffsets; (void)k; (void)a; (void)aRow; (void)aColumn; (void)m; (void)c; (void)ldc; \
-        (void)n;                                                                                            \
+        (void)n; (void)accumulate;                                                                          \
     }
 PRODUCT_STUB(avx2)
 PRODUCT_STUB(avx512)

@@ -202,13 +202,15 @@ PRODUCT_BLOCK_FUNCTION(3, 1)
 PRODUCT_BLOCK_FUNCTION(4, 1)
 #endif
 
-/// `C = A·B` for `B` with `k` rows at `b + rowOffsets[i]`, `n` contiguous columns each, and `A`
-/// (`m × k`) with element (r, i) at `a[r·aRow + i·aColumn]`, so either layout of `A` is read
-/// in place: a 1×1 convolution of `k` channels, which is what Winograd's per-position products
-/// are. Column blocks are the outer loop, then passes of PRODUCT_DEPTH rows, so the piece of `B`
-/// a pass reads stays in L1 while every row block of `A` passes over it.
+/// `C = A·B` (`C += A·B` with `accumulate`) for `B` with `k` rows at `b + rowOffsets[i]`, `n`
+/// contiguous columns each, and `A` (`m × k`) with element (r, i) at `a[r·aRow + i·aColumn]`, so
+/// either layout of `A` is read in place: a 1×1 convolution of `k` channels, which is what
+/// Winograd's per-position products are. Column blocks are the outer loop, then passes of
+/// PRODUCT_DEPTH rows, so the piece of `B` a pass reads stays in L1 while every row block of `A`
+/// passes over it.
 TARGET void NAME(kernels_product)(const float *b, const long *rowOffsets, long k,
-                                 const float *a, long aRow, long aColumn, long m, float *c, long ldc, long n) {
+                                 const float *a, long aRow, long aColumn, long m, float *c, long ldc, long n,
+                                 bool accumulate) {
     const long blocks = (m + KERNELS_DIRECT_FILTER_BLOCK - 1) / KERNELS_DIRECT_FILTER_BLOCK;
     const long widest = MAX_VECTORS * LANES;
     for (long column = 0; column < n; column += widest) {
@@ -234,7 +236,7 @@ TARGET void NAME(kernels_product)(const float *b, const long *rowOffsets, long k
                 }
                 const float *input = b + column;
                 const long *taps = rowOffsets + depth;
-#define PRODUCT_ARGUMENTS input, taps, rows, weights, aRow, aColumn, at, rowsHere, lastCount, depth > 0, \
+#define PRODUCT_ARGUMENTS input, taps, rows, weights, aRow, aColumn, at, rowsHere, lastCount, accumulate || depth > 0, \
                           ahead, rowOffsets + aheadDepth, PRODUCT_LINES * aheadRows, block * rows
                 switch (vectors * 2 + (lastCount < LANES)) {
                 case 2: NAME(productBlock10)(PRODUCT_ARGUMENTS); break;

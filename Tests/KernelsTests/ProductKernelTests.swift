@@ -4,7 +4,8 @@ import Testing
 /// The product micro-kernel against a float64 product, on every build this CPU runs: row counts
 /// that leave a partial block of 6, inner sizes past one 128-row pass, column counts that end
 /// mid-vector, both layouts of `A`, and a `B` with exactly `k · n` floats (so a read past a
-/// row's last column would leave the buffer: the address sanitizer's CI run checks that).
+/// row's last column would leave the buffer: the address sanitizer's CI run checks that); then
+/// the same product added to what `C` holds.
 @Suite struct ProductKernelTests {
     @Test func matchesAFloat64Product() {
         var generator = SeededGenerator(seed: 91)
@@ -26,18 +27,24 @@ import Testing
                     // Columns past n in each row of C must stay untouched.
                     let ldc = n + 3
                     var c = [Float](repeating: .infinity, count: m * ldc)
-                    a.withUnsafeBufferPointer { a in
-                        b.withUnsafeBufferPointer { b in
-                            (0..<k).map { $0 * n }.withUnsafeBufferPointer { rowOffsets in
-                                kernel.multiply(m: m, n: n, a: a.baseAddress!, aRow: aRow, aColumn: aColumn,
-                                                b: b.baseAddress!, rowOffsets: rowOffsets, c: &c, ldc: ldc)
+                    for accumulate in [false, true] {
+                        a.withUnsafeBufferPointer { a in
+                            b.withUnsafeBufferPointer { b in
+                                (0..<k).map { $0 * n }.withUnsafeBufferPointer { rowOffsets in
+                                    kernel.multiply(m: m, n: n, a: a.baseAddress!, aRow: aRow, aColumn: aColumn,
+                                                    b: b.baseAddress!, rowOffsets: rowOffsets, c: &c, ldc: ldc,
+                                                    accumulate: accumulate)
+                                }
                             }
                         }
+                        // The second call adds the product to the first's.
+                        let product = (0..<m).flatMap { row in c[(row * ldc)..<(row * ldc + n)] }
+                        let sum = expected.map { $0 * (accumulate ? 2 : 1) }
+                        #expect(relativeError(product, sum) <= 1e-5,
+                                "\(m)×\(n)×\(k) \(kernel.instructionSet) transposed \(transposedA) accumulate \(accumulate)")
+                        #expect((0..<m).allSatisfy { row in c[(row * ldc + n)..<((row + 1) * ldc)].allSatisfy(\.isInfinite) },
+                                "\(m)×\(n)×\(k) \(kernel.instructionSet) wrote past n")
                     }
-                    let product = (0..<m).flatMap { row in c[(row * ldc)..<(row * ldc + n)] }
-                    #expect(relativeError(product, expected) <= 1e-5, "\(m)×\(n)×\(k) \(kernel.instructionSet) transposed \(transposedA)")
-                    #expect((0..<m).allSatisfy { row in c[(row * ldc + n)..<((row + 1) * ldc)].allSatisfy(\.isInfinite) },
-                            "\(m)×\(n)×\(k) \(kernel.instructionSet) wrote past n")
                 }
             }
         }
@@ -65,8 +72,8 @@ import Testing
             }
             for accumulate in [false, true] {
                 var c = [Float](repeating: 0.5, count: m * n)
-                let ran = kernel.multiplyTransposed(m: m, n: n, k: k, a: a, lda: k, b: b, ldb: k, c: &c, ldc: n,
-                                                    accumulate: accumulate)
+                let ran: Void? = kernel.multiplyTransposed(m: m, n: n, k: k, a: a, lda: k, b: b, ldb: k, c: &c, ldc: n,
+                                                           accumulate: accumulate)
                 #expect(ran != nil)
                 let expected = product.map { accumulate ? $0 + 0.5 : $0 }
                 #expect(relativeError(c, expected) <= 1e-5, "\(m)×\(n)×\(k) accumulate \(accumulate)")

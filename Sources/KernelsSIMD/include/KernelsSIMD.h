@@ -82,21 +82,32 @@ void kernels_direct_weight_gradient_by_filters_avx512(const float *padded, long 
                                                       long outputHeight, long outputWidth,
                                                       float *scratch, float *weightGradient);
 
-/// `C = A·B`, `C` being `m × n` with rows `ldc` apart: `B` has `k` rows, row `i` at
+/// `C = A·B` (`C += A·B` with `accumulate`), `C` being `m × n` with rows `ldc` apart: `B` has `k` rows, row `i` at
 /// `b + rowOffsets[i]`, `n` contiguous columns each; element (r, i) of `A` (`m × k`) is at
 /// `a[r·aRow + i·aColumn]` (row-major `A`: aRow = k, aColumn = 1; its transpose stored
 /// row-major: aRow = 1, aColumn = m). Reads nothing outside the `n` columns of each row of
 /// `B`. Requires kernels_simd_has_avx2_fma().
 void kernels_product_avx2(const float *b, const long *rowOffsets, long k,
-                          const float *a, long aRow, long aColumn, long m, float *c, long ldc, long n);
+                          const float *a, long aRow, long aColumn, long m, float *c, long ldc, long n,
+                          bool accumulate);
 /// The same with AVX-512 (6 rows × 64 columns per block). Requires kernels_simd_has_avx512f().
 void kernels_product_avx512(const float *b, const long *rowOffsets, long k,
-                            const float *a, long aRow, long aColumn, long m, float *c, long ldc, long n);
+                            const float *a, long aRow, long aColumn, long m, float *c, long ldc, long n,
+                            bool accumulate);
 
 /// `C = A·Bᵀ` (or `C += A·Bᵀ` with `accumulate`): `C` is `m × n` with rows `ldc` apart, `A` is
 /// `m × k` and `B` `n × k`, rows `lda` and `ldb` apart, each row's `k` floats contiguous. Reads
 /// nothing past a row's `k` floats. Requires kernels_simd_has_avx512f().
 void kernels_product_transposed_avx512(const float *a, long lda, const float *b, long ldb,
                                        long m, long n, long k, float *c, long ldc, bool accumulate);
+
+/// `destination[j·destinationStride + i] = source[i·sourceStride + j]` for the `rows × columns`
+/// matrix at `source`: reads and writes nothing else. Requires kernels_simd_has_avx512f().
+void kernels_transpose_avx512(const float *source, long rows, long columns, long sourceStride,
+                              float *destination, long destinationStride);
+
+/// Asks for the 64-byte line at `address` to be brought into every cache level: for streams
+/// the hardware prefetcher ramps up on too late. A hint only: any address is allowed.
+static inline void kernels_prefetch(const void *address) { __builtin_prefetch(address, 0, 3); }
 
 #endif
