@@ -11,8 +11,8 @@
 /// - few input channels, or a 5×5+ stride-1 kernel with few filters, on AVX2 CPUs: a direct
 ///   convolution (``DirectConvolution``) for the forward pass and the weight gradient, and for
 ///   the backward-data pass of stride-1 layers where the rotated kernel qualifies too.
-/// - strided layers on AVX-512 CPUs: the forward pass as one product per image over a
-///   phase-split copy (``ImplicitConvolution``); the other passes as below.
+/// - strided layers on AVX-512 CPUs: the forward pass and the weight gradient as products over
+///   a phase-split copy of each image (``ImplicitConvolution``); backward-data as below.
 /// - 1×1 stride-1 unpadded: the image is its own column matrix; each pass is a plain GEMM.
 /// - anything else: im2col + GEMM.
 ///
@@ -322,6 +322,11 @@ struct ConvolutionEngine {
         if let direct = forwardDirect {
             direct.weightGradient(input: input, outputGradient: outputGradient,
                                   weightGradient: weightGradient, workspace: workspace!)
+            return
+        }
+        if let implicit = forwardImplicit {
+            implicit.weightGradient(input: input, outputGradient: outputGradient,
+                                    weightGradient: weightGradient, workspace: workspace!)
             return
         }
         let blocking = blocking

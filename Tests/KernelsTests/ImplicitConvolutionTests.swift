@@ -1,7 +1,8 @@
 import Testing
 @testable import Kernels
 
-/// The phase-split forward pass of strided layers (AVX-512 CPUs) against the float64 reference:
+/// The phase-split forward pass and weight gradient of strided layers (AVX-512 CPUs) against the
+/// float64 reference:
 /// stride 2 and 3, a rectangular stride, dilation, odd, even and no padding, odd widths, partial
 /// blocks of 6 filters, one image (filters split across cores) and several (images split), and
 /// several images through one copy buffer (its zero padding written once).
@@ -31,6 +32,26 @@ import Testing
             let expected = Reference.conv2d(x, w, b, Reference.Params(stride: c.stride, padding: c.padding, dilation: c.dilation))
             #expect(y.shape == expected.shape, "\(c)")
             #expect(relativeError(y.scalars, expected.values) <= 2e-4, "\(c)")
+        }
+    }
+
+    /// The weight gradient over the same copy, one product per tap: the same cases (one image:
+    /// channels split across cores; several: per-thread partial sums), overwriting whatever the
+    /// gradient held, and the same bits on a second call.
+    @Test func weightGradientMatchesTheReference() throws {
+        var generator = SeededGenerator(seed: 94)
+        for c in Self.cases {
+            let conv = Conv2D(stride: c.stride, padding: c.padding, dilation: c.dilation)
+            let weightShape = [c.filters, c.input[1], c.kernel.height, c.kernel.width]
+            let x = Tensor.random(c.input, using: &generator)
+            let outputShape = try conv.outputShape(input: c.input, weight: weightShape)
+            let dy = Tensor.random(outputShape, using: &generator)
+            let dw = try conv.weightGradient(dy, input: x, weightShape: weightShape)
+            let expected = Reference.conv2dWeightGradient(dy, x, weightShape: weightShape,
+                                                          Reference.Params(stride: c.stride, padding: c.padding, dilation: c.dilation))
+            #expect(dw.shape == weightShape, "\(c)")
+            #expect(relativeError(dw.scalars, expected) <= 2e-4, "\(c)")
+            #expect(try conv.weightGradient(dy, input: x, weightShape: weightShape).scalars == dw.scalars, "\(c)")
         }
     }
 }
