@@ -255,11 +255,13 @@ struct ImplicitConvolution {
     private func copyOut(_ staging: UnsafePointer<Float>, filters range: Range<Int>, bias: UnsafePointer<Float>?,
                          into output: UnsafeMutablePointer<Float>) {
         let g = geometry
+        let phaseLength = phaseLength
         for filter in range {
-            VectorOperations.copyMatrix(rows: g.outputHeight, columns: g.outputWidth,
-                                        from: staging + filter * g.outputHeight * phaseLength, sourceStride: phaseLength,
-                                        to: output + filter * g.outputPlaneSize, destinationStride: g.outputWidth)
-            if let bias { VectorOperations.add(bias[filter], into: output + filter * g.outputPlaneSize, count: g.outputPlaneSize) }
+            let (source, destination) = (staging + filter * g.outputHeight * phaseLength, output + filter * g.outputPlaneSize)
+            for row in 0..<g.outputHeight {
+                VectorOperations.copy(source + row * phaseLength, adding: bias?[filter] ?? 0,
+                                      to: destination + row * g.outputWidth, count: g.outputWidth)
+            }
         }
     }
 
