@@ -13,7 +13,8 @@
 ///   the backward-data pass of stride-1 layers where the rotated kernel qualifies too.
 /// - strided layers on AVX-512 CPUs: the forward pass and the weight gradient as products over
 ///   a phase-split copy of each image (``ImplicitConvolution``); backward-data as below.
-/// - 1×1 stride-1 unpadded: the image is its own column matrix; each pass is a plain GEMM.
+/// - 1×1 stride-1 unpadded: the image is its own column matrix; each pass is a plain GEMM
+///   (the weight gradient, on AVX-512 CPUs, the product kernel: ``PointwiseWeightGradient``).
 /// - anything else: im2col + GEMM.
 ///
 /// The last two go through GEMM in blocks of output positions (``ColumnBlocking``): a band of
@@ -53,6 +54,14 @@ struct ConvolutionEngine {
         guard backend == .openBLAS, let product = ProductKernel.preferred, !usesWinograd, forwardDirect == nil else { return nil }
         let implicit = ImplicitConvolution(geometry: geometry, filters: filters, product: product)
         return implicit.pays ? implicit : nil
+    }
+
+    /// Pointwise layers on AVX-512 CPUs: the weight gradient by the product kernel, reading each
+    /// image in place (see ``PointwiseWeightGradient``).
+    var pointwiseWeightGradient: PointwiseWeightGradient? {
+        guard isPointwise, backend == .openBLAS, let product = ProductKernel.preferred else { return nil }
+        let pointwise = PointwiseWeightGradient(geometry: geometry, filters: filters, product: product)
+        return pointwise.pays ? pointwise : nil
     }
 
     /// Stride-1 layers whose backward-data pass the direct kernel runs: that pass is a forward
@@ -97,6 +106,7 @@ struct ConvolutionEngine {
         // The im2col slices serve every pass the direct kernel does not take.
         let usesColumns = direct == nil || backwardDirect == nil
         return max(usesColumns ? imageWorkers * sliceCount : 0, forwardImplicit?.workspaceCount ?? 0,
+                   pointwiseWeightGradient?.workspaceCount ?? 0,
                    direct?.workspaceCount ?? 0, direct?.weightGradientWorkspaceCount ?? 0,
                    backwardDirect.map { filters * geometry.columnRows + $0.workspaceCount } ?? 0)
     }
@@ -322,6 +332,10 @@ struct ConvolutionEngine {
         if let direct = forwardDirect {
             direct.weightGradient(input: input, outputGradient: outputGradient,
                                   weightGradient: weightGradient, workspace: workspace!)
+            return
+        }
+        if let pointwise = pointwiseWeightGradient {
+            pointwise.run(input: input, outputGradient: outputGradient, weightGradient: weightGradient, workspace: workspace!)
             return
         }
         if let implicit = forwardImplicit {

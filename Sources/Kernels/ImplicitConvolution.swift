@@ -166,10 +166,8 @@ struct ImplicitConvolution {
     }
 
     /// `weightGradient = Σₙ dY[n] ⋆ input[n]`, overwriting it: per image, the copy and the
-    /// transposed output gradient, then one product per tap. Each thread sums a fixed run of
-    /// images into its own partial (`[KH·KW][C][F]`); the partials are added in thread order (the
-    /// same bits on every run) and scattered into the weight layout `[F][C·KH·KW]`. Fewer
-    /// images than cores: one image at a time, its channels split across cores in blocks of 6.
+    /// transposed output gradient, then one product per tap, summed over the batch in partials
+    /// `[KH·KW][C][F]` (``ImageProductSum``) and scattered into the weight layout `[F][C·KH·KW]`.
     func weightGradient(input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
                         weightGradient: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>) {
         let g = geometry
@@ -178,17 +176,22 @@ struct ImplicitConvolution {
         let transposedOffset = copyCount
         let partialOffset = copyCount + productColumns * filters
         let outputImageSize = filters * g.outputPlaneSize
-        let workers = max(1, imageWorkers)
+        // The copies' padding and the transposed gradient's rows for throw-away columns are
+        // never written: zeroed once per call.
+        for worker in 0..<max(1, imageWorkers) {
+            (workspace + worker * sliceCount).update(repeating: 0, count: partialOffset)
+        }
         // Rows of the transposed gradient: one per flat column, `F` floats each.
         let gradientRows = (0..<productColumns).map { $0 * filters }
-        gradientRows.withUnsafeBufferPointer { gradientRows in
-            // Copies image `image` and its output gradient into the slice at `slice`.
-            func prepare(_ image: Int, into slice: UnsafeMutablePointer<Float>) {
+        let sum = ImageProductSum(batch: g.batch, imageWorkers: imageWorkers, imageWork: g.imageWork(filters: filters),
+                                  rows: g.channels, rowLength: tapsPerChannel * filters,
+                                  sliceCount: sliceCount, partialOffset: partialOffset)
+        let partial = gradientRows.withUnsafeBufferPointer { gradientRows in
+            sum.run(workspace: workspace) { image, slice in
                 split(input + image * g.imageSize, into: slice)
                 transposeGradient(outputGradient + image * outputImageSize, into: slice + transposedOffset)
-            }
-            // Adds (or, for a run's first image, writes) channels `range` of every tap's product.
-            func multiply(_ slice: UnsafeMutablePointer<Float>, channels range: Range<Int>, accumulate: Bool) {
+            } multiply: { _, slice, range, accumulate in
+                // Channels `range` of every tap's product, into the partial `[tap][channel][filter]`.
                 for tap in 0..<tapsPerChannel {
                     product.multiply(m: range.count, n: filters, a: slice + taps[tap] + range.lowerBound * channelStride,
                                      aRow: channelStride, aColumn: 1, b: slice + transposedOffset, rowOffsets: gradientRows,
@@ -196,36 +199,8 @@ struct ImplicitConvolution {
                                      accumulate: accumulate)
                 }
             }
-            // The copies' padding and the transposed gradient's rows for throw-away columns are
-            // never written: zeroed once per call.
-            for worker in 0..<workers {
-                (workspace + worker * sliceCount).update(repeating: 0, count: partialOffset)
-            }
-            if imageWorkers > 1 {
-                Parallel.forEachChunk(g.batch, workPerItem: g.imageWork(filters: filters)) { chunk, images in
-                    let slice = workspace + chunk * sliceCount
-                    for image in images {
-                        prepare(image, into: slice)
-                        multiply(slice, channels: 0..<g.channels, accumulate: image != images.lowerBound)
-                    }
-                }
-            } else {
-                let block = Int(KERNELS_DIRECT_FILTER_BLOCK)
-                let blocks = (g.channels + block - 1) / block
-                for image in 0..<g.batch {
-                    prepare(image, into: workspace)
-                    Parallel.forEach(blocks, workPerItem: block * tapsPerChannel * filters * productColumns) { blockRange in
-                        let range = (block * blockRange.lowerBound)..<min(g.channels, block * blockRange.upperBound)
-                        multiply(workspace, channels: range, accumulate: image > 0)
-                    }
-                }
-            }
         }
-        // Thread order, then [tap][channel][filter] → [filter][channel][tap].
-        let partial = workspace + partialOffset
-        for worker in 1..<workers {
-            VectorOperations.add(workspace + worker * sliceCount + partialOffset, into: partial, count: filters * g.columnRows)
-        }
+        // [tap][channel][filter] → [filter][channel][tap].
         for tap in 0..<tapsPerChannel {
             for channel in 0..<g.channels {
                 let sums = partial + (tap * g.channels + channel) * filters

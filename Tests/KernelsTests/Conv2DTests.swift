@@ -83,8 +83,10 @@ import Testing
         let w = Tensor.random([7, 5, 1, 1], using: &generator)
         let b = Tensor.random([7], using: &generator)
         let conv = Conv2D()
-        // Wide planes are read in place: no scratch at all.
-        #expect(try conv.workspaceByteCount(input: [1, 5, 40, 40], weight: w.shape) == 0)
+        // Wide planes are read in place: no scratch at all, except on AVX-512 CPUs for the
+        // weight gradient's transposed output gradient (1600 × 7) and its partial sum (5 × 7).
+        let scratch = ProductKernel.preferred == nil ? 0 : (1600 * 7 + 5 * 7) * MemoryLayout<Float>.stride
+        #expect(try conv.workspaceByteCount(input: [1, 5, 40, 40], weight: w.shape) == scratch)
         let y = try conv.forward(x, weight: w, bias: b)
         #expect(relativeError(y.scalars, Reference.conv2d(x, w, b, .init()).values) <= Self.tolerance)
         let dy = Tensor.random(y.shape, using: &generator)
@@ -92,6 +94,25 @@ import Testing
         // dX of a 1×1 convolution is Wᵀ·dY per pixel: the transposed convolution with the same weight.
         let expected = Reference.convTranspose2d(dy, w, nil, .init(), outputPadding: 0)
         #expect(relativeError(g.input.scalars, expected.values) <= Self.tolerance)
+        #expect(relativeError(g.weight.scalars, Reference.conv2dWeightGradient(dy, x, weightShape: w.shape, .init())) <= Self.tolerance)
+    }
+
+    /// The pointwise weight gradient by the product kernel on AVX-512 CPUs (``PointwiseWeightGradient``):
+    /// one image (channels split across cores), several (per-thread partial sums), filter counts
+    /// that end mid-vector and span several 64-column blocks, and a layer too large for it.
+    @Test(arguments: [([1, 13, 30, 30], 70), ([6, 9, 20, 20], 5), ([5, 64, 14, 14], 130), ([2, 8, 70, 70], 64)])
+    func pointwiseWeightGradientMatchesTheReference(input: [Int], filters: Int) throws {
+        var generator = SeededGenerator(seed: 25)
+        let conv = Conv2D()
+        let x = Tensor.random(input, using: &generator)
+        let weightShape = [filters, input[1], 1, 1]
+        let engine = try conv.makeEngine(input: input, weight: weightShape)
+        let fits = input[2] * input[3] * filters <= PointwiseWeightGradient.maximumGradientFloats
+        #expect((engine.pointwiseWeightGradient != nil) == (ProductKernel.preferred != nil && fits))
+        let dy = Tensor.random([input[0], filters, input[2], input[3]], using: &generator)
+        let dw = try conv.weightGradient(dy, input: x, weightShape: weightShape)
+        #expect(relativeError(dw.scalars, Reference.conv2dWeightGradient(dy, x, weightShape: weightShape, .init())) <= Self.tolerance)
+        #expect(try conv.weightGradient(dy, input: x, weightShape: weightShape).scalars == dw.scalars)
     }
 
     /// Layers whose im2col / pointwise passes go through GEMM in bands of output rows (wide
