@@ -18,12 +18,20 @@ import KernelsSIMD
 /// plus `c · channelStride`, so the copy's rows for one tap are a plain matrix (`C × columns`,
 /// rows `channelStride` apart) that ``ProductKernel`` reads in place as `A`, times the output
 /// gradient transposed to `[j][F]` as `B`: `KH·KW` products of `C × F` per image, without
-/// im2col's columns or OpenBLAS's packing of them (resnet-c3s2 backward-weight 4.4 → … ms).
+/// im2col's columns or OpenBLAS's packing of them (resnet-c3s2 backward-weight 4.44 → 3.90 ms,
+/// minima of 6 alternating runs; 9.0 → 7.4 ms on one thread).
 ///
 /// Tried and not kept: the backward-data pass by output phases (each phase of the image a
 /// stride-1 correlation of the padded output gradient with that phase's taps, one product per
 /// phase, no col2im): resnet-c3s2 3.9 → 4.1 ms, the product kernel reaching about 260 GFLOP/s
 /// there against OpenBLAS's 355 on the GEMM it replaces, more than col2im's quarter of the pass.
+/// The backward-data pass as one product per tap added into a copy of the image's gradient
+/// (`A` the weight transposed, `B` the output gradient at the flat columns), then merged back:
+/// 8.3 → 9.1 ms on one thread, the product reaching 126 GFLOP/s when each 128-deep pass loads
+/// and stores its block of `C` in L2. The forward product storing its rows straight into the
+/// output (lanes of throw-away columns compressed out, expanded back for later passes) instead
+/// of a staging copy: 3.67 → 4.03 ms, minima of 6 alternating runs (every pass then stores
+/// into the caller's cold output, not the thread's L2-resident staging).
 ///
 /// - Complexity: O(N · F · C·KH·KW · OH·phaseLength) multiply-adds, plus one copy per image in
 ///   and one per output out.
