@@ -10,14 +10,19 @@ struct PointwiseWeightGradient {
     let filters: Int
     let product: ProductKernel
 
-    /// Largest transposed output gradient of one image (1 MiB): it has to stay in L2 while the
-    /// product reads it once per 64 filters. 8×64×56×56 → 256 (3 MiB) was slower (3.6 → 5.3 ms).
+    /// Largest transposed output gradient of one image, and largest partial `dWᵀ` (1 MiB
+    /// each): the product reads the first once per 64 filters and adds into the second once
+    /// per image, both from L2 only if they fit. Slower beyond: 8×64×56×56 → 256 (a 3 MiB
+    /// gradient) 3.6 → 5.3 ms, 8×512×7×7 → 2048 (a 4 MiB partial, 49 positions per image)
+    /// 4.9 → 5.4 ms.
     static let maximumGradientFloats = 1 << 18
 
-    /// Whether this layer's gradient is small enough (see ``maximumGradientFloats``).
+    /// Whether this layer's gradient and partial sum are small enough (see ``maximumGradientFloats``).
     var pays: Bool {
-        let (floats, overflow) = positions.multipliedReportingOverflow(by: filters)
-        return !overflow && floats <= Self.maximumGradientFloats
+        let (gradient, gradientOverflow) = positions.multipliedReportingOverflow(by: filters)
+        let (partial, partialOverflow) = geometry.channels.multipliedReportingOverflow(by: filters)
+        return !gradientOverflow && !partialOverflow
+            && gradient <= Self.maximumGradientFloats && partial <= Self.maximumGradientFloats
     }
 
     private var positions: Int { geometry.outputPlaneSize }

@@ -99,8 +99,10 @@ import Testing
 
     /// The pointwise weight gradient by the product kernel on AVX-512 CPUs (``PointwiseWeightGradient``):
     /// one image (channels split across cores), several (per-thread partial sums), filter counts
-    /// that end mid-vector and span several 64-column blocks, and a layer too large for it.
-    @Test(arguments: [([1, 13, 30, 30], 70), ([6, 9, 20, 20], 5), ([5, 64, 14, 14], 130), ([2, 8, 70, 70], 64)])
+    /// that end mid-vector and span several 64-column blocks, and layers too large for it (the
+    /// gradient, then the partial sum).
+    @Test(arguments: [([1, 13, 30, 30], 70), ([6, 9, 20, 20], 5), ([5, 64, 14, 14], 130), ([2, 8, 70, 70], 64),
+                      ([2, 520, 3, 3], 520)])
     func pointwiseWeightGradientMatchesTheReference(input: [Int], filters: Int) throws {
         var generator = SeededGenerator(seed: 25)
         let conv = Conv2D()
@@ -108,6 +110,7 @@ import Testing
         let weightShape = [filters, input[1], 1, 1]
         let engine = try conv.makeEngine(input: input, weight: weightShape)
         let fits = input[2] * input[3] * filters <= PointwiseWeightGradient.maximumGradientFloats
+            && input[1] * filters <= PointwiseWeightGradient.maximumGradientFloats
         #expect((engine.pointwiseWeightGradient != nil) == (ProductKernel.preferred != nil && fits))
         let dy = Tensor.random([input[0], filters, input[2], input[3]], using: &generator)
         let dw = try conv.weightGradient(dy, input: x, weightShape: weightShape)
