@@ -338,7 +338,7 @@ struct ConvolutionEngine {
             pointwise.run(input: input, outputGradient: outputGradient, weightGradient: weightGradient, workspace: workspace!)
             return
         }
-        if let implicit = forwardImplicit {
+        if let implicit = forwardImplicit, implicit.weightGradientPays {
             implicit.weightGradient(input: input, outputGradient: outputGradient,
                                     weightGradient: weightGradient, workspace: workspace!)
             return

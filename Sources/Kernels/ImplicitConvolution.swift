@@ -43,9 +43,23 @@ struct ImplicitConvolution {
     /// Largest stride on either axis (the copy has stride² phase planes per channel).
     static let maximumStride = 4
     /// Fewest columns of one image's product: below, the kernel's blocks run narrow and a
-    /// whole product per image is too little work (8×256×7×7 → 256 3×3 stride 2, 19 columns:
-    /// 0.93 → 1.55 ms), and im2col's grouped images do better.
-    static let minimumColumns = 512
+    /// whole product per image is too little work, and im2col's grouped images do better
+    /// (forward, minima of 1.5 s runs: 8×256×7×7 → 256 3×3 stride 2, 19 columns, 0.93 → 1.55
+    /// ms; 8×256×14×14 → 512, 55 columns, 5.6 → 7.3; 8×128×28×28 → 256, 209 columns, 4.34 →
+    /// 4.57; but 16×32×32×32 → 64, 271 columns, 1.44 → 1.04).
+    static let minimumColumns = 256
+
+    /// Largest partial weight gradient (`C·KH·KW × F` floats, 512 KiB) for which the weight
+    /// gradient runs here: each image's products are added into it, so it has to stay in L2
+    /// (8×128×28×28 → 256 3×3 stride 2, 1.2 MB: 5.9 → 7.2 ms).
+    static let maximumPartialFloats = 1 << 17
+
+    /// Whether the weight gradient runs here too: the forward pass does, and the partial sum
+    /// is at most ``maximumPartialFloats``.
+    var weightGradientPays: Bool {
+        let (partial, overflow) = geometry.columnRows.multipliedReportingOverflow(by: filters)
+        return pays && !overflow && partial <= Self.maximumPartialFloats
+    }
 
     /// Whether the forward pass of this layer pays to run here: a stride above 1 (at stride 1
     /// the direct kernel or Winograd serve, or im2col's copies are plain: 8×96×27×27 → 256 5×5
@@ -112,7 +126,7 @@ struct ImplicitConvolution {
 
     /// Floats of workspace for ``forward(input:weight:bias:output:workspace:)`` and
     /// ``weightGradient(input:outputGradient:weightGradient:workspace:)``.
-    var workspaceCount: Int { max(1, imageWorkers) * max(sliceCount, gradientSliceCount) }
+    var workspaceCount: Int { max(1, imageWorkers) * max(sliceCount, weightGradientPays ? gradientSliceCount : 0) }
 
     /// For each tap `(c, kh, kw)` in weight order, where in the copy output `(0, 0)` reads it.
     func tapOffsets() -> [Int] {

@@ -43,6 +43,8 @@ import Testing
         for c in Self.cases {
             let conv = Conv2D(stride: c.stride, padding: c.padding, dilation: c.dilation)
             let weightShape = [c.filters, c.input[1], c.kernel.height, c.kernel.width]
+            let engine = try conv.makeEngine(input: c.input, weight: weightShape)
+            #expect((engine.forwardImplicit?.weightGradientPays ?? false) == (ProductKernel.preferred != nil), "\(c)")
             let x = Tensor.random(c.input, using: &generator)
             let outputShape = try conv.outputShape(input: c.input, weight: weightShape)
             let dy = Tensor.random(outputShape, using: &generator)
