@@ -7,7 +7,7 @@ import Testing
 /// blocks of 6 filters, one image (filters split across cores) and several (images split), and
 /// several images through one copy buffer (its zero padding written once).
 @Suite struct ImplicitConvolutionTests {
-    static let cases: [(input: [Int], filters: Int, kernel: Size2D, stride: Size2D, padding: Size2D, dilation: Size2D)] = [
+    static let cases: [Case] = [
         ([3, 6, 48, 48], 7, 3, 2, 1, 1),                                          // resnet-like stride 2
         ([1, 8, 50, 47], 13, 3, 2, 1, 1),                                         // one image, odd width
         ([2, 5, 76, 70], 6, Size2D(height: 3, width: 5), 3, Size2D(height: 0, width: 2), 2),
@@ -16,15 +16,22 @@ import Testing
         ([1, 5, 56, 57], 6, 3, 2, 0, 1),                                          // no padding
     ]
 
+    typealias Case = (input: [Int], filters: Int, kernel: Size2D, stride: Size2D, padding: Size2D, dilation: Size2D)
+
+    /// The layer of a case, its weight's shape, and the phase-split passes its engine runs.
+    static func layer(_ c: Case) throws -> (conv: Conv2D, weightShape: [Int], implicit: ImplicitConvolution?) {
+        let conv = Conv2D(stride: c.stride, padding: c.padding, dilation: c.dilation)
+        let weightShape = [c.filters, c.input[1], c.kernel.height, c.kernel.width]
+        return (conv, weightShape, try conv.makeEngine(input: c.input, weight: weightShape).forwardImplicit)
+    }
+
     @Test func forwardMatchesTheReference() throws {
         var generator = SeededGenerator(seed: 93)
         for c in Self.cases {
-            let conv = Conv2D(stride: c.stride, padding: c.padding, dilation: c.dilation)
-            let weightShape = [c.filters, c.input[1], c.kernel.height, c.kernel.width]
-            let engine = try conv.makeEngine(input: c.input, weight: weightShape)
+            let (conv, weightShape, implicit) = try Self.layer(c)
             // On AVX-512 CPUs these layers take the phase-split pass; elsewhere im2col (the
             // same expectations hold either way).
-            #expect((engine.forwardImplicit != nil) == (ProductKernel.preferred != nil), "\(c)")
+            #expect((implicit != nil) == (ProductKernel.preferred != nil), "\(c)")
             let x = Tensor.random(c.input, using: &generator)
             let w = Tensor.random(weightShape, using: &generator)
             let b = Tensor.random([c.filters], using: &generator)
@@ -41,10 +48,8 @@ import Testing
     @Test func weightGradientMatchesTheReference() throws {
         var generator = SeededGenerator(seed: 94)
         for c in Self.cases {
-            let conv = Conv2D(stride: c.stride, padding: c.padding, dilation: c.dilation)
-            let weightShape = [c.filters, c.input[1], c.kernel.height, c.kernel.width]
-            let engine = try conv.makeEngine(input: c.input, weight: weightShape)
-            #expect((engine.forwardImplicit?.weightGradientPays ?? false) == (ProductKernel.preferred != nil), "\(c)")
+            let (conv, weightShape, implicit) = try Self.layer(c)
+            #expect((implicit?.weightGradientPays ?? false) == (ProductKernel.preferred != nil), "\(c)")
             let x = Tensor.random(c.input, using: &generator)
             let outputShape = try conv.outputShape(input: c.input, weight: weightShape)
             let dy = Tensor.random(outputShape, using: &generator)
