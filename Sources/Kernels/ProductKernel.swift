@@ -2,7 +2,11 @@ import KernelsSIMD
 
 /// `C = A·B` by Kernels' own micro-kernel (the direct convolution's block: 6 rows
 /// × 64 columns of `C` in 24 AVX-512 registers), for Winograd's per-position products, whose
-/// `B` (the transformed tiles) is already laid out row by row.
+/// `B` (the transformed tiles) is already laid out row by row, and for products whose operands
+/// need not be copied into a matrix first: the strided passes over a phase-split image
+/// (``ImplicitConvolution``) and the 1×1 weight gradient over each image in place
+/// (``PointwiseWeightGradient``). With `accumulate` it adds to `C`, which those weight gradients
+/// use to sum a batch (``ImageProductSum``).
 ///
 /// Why not OpenBLAS there: with an inner dimension of 64–512 channels and `A` (the transformed
 /// weights) shared by every call, OpenBLAS spent about a fifth of each product copying both
