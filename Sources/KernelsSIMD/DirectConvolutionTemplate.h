@@ -145,13 +145,15 @@ TARGET void NAME(kernels_direct_convolution)(const float *padded, long rowStride
 
 /// Where row F of `A` starts: rows past the block's last read row 0 again (never stored).
 #define PRODUCT_ROW(F) const long row##F = (F < filtersHere ? F : 0) * aRow;
-/// MULTIPLY with row F of `A`.
+/// MULTIPLY with row F of `A`, for the `rowCount` rows the block function computes.
 #define PRODUCT_MULTIPLY(F)                                                \
-    weight = V_BROADCAST(w + row##F);                                      \
-    a##F##0 = V_FMA(weight, x0, a##F##0);                                  \
-    if (vectors > 1) a##F##1 = V_FMA(weight, x1, a##F##1);                 \
-    if (vectors > 2) a##F##2 = V_FMA(weight, x2, a##F##2);                 \
-    if (vectors > 3) a##F##3 = V_FMA(weight, x3, a##F##3);
+    if (F < rowCount) {                                                    \
+        weight = V_BROADCAST(w + row##F);                                  \
+        a##F##0 = V_FMA(weight, x0, a##F##0);                              \
+        if (vectors > 1) a##F##1 = V_FMA(weight, x1, a##F##1);             \
+        if (vectors > 2) a##F##2 = V_FMA(weight, x2, a##F##2);             \
+        if (vectors > 3) a##F##3 = V_FMA(weight, x3, a##F##3);             \
+    }
 
 /// Vector `i` of a block's row of `B`: the last one masked in a block that ends mid-vector, so
 /// nothing past the row's last column is read (B may be a caller's tensor).
@@ -161,13 +163,13 @@ TARGET void NAME(kernels_direct_convolution)(const float *padded, long rowStride
 /// `B` the product reads next: row block `r` fetches lines r·k to (r + 1)·k of its
 /// `aheadLines`, so the rows of `B` (many separate streams, more than the hardware prefetcher
 /// follows) arrive before they are needed.
-#define PRODUCT_BLOCK_FUNCTION(V, MASKED)                                                                      \
-    TARGET static void NAME(productBlock##V##MASKED)(const float *input, const long *taps, long tapCount,             \
+#define PRODUCT_BLOCK_FUNCTION(V, MASKED, ROWS)                                                                \
+    TARGET static void NAME(productBlock##V##MASKED##r##ROWS)(const float *input, const long *taps, long tapCount,    \
                                              const float *weights, long aRow, long aColumn,                  \
                                              float *const out[KERNELS_DIRECT_FILTER_BLOCK],                  \
                                              long filtersHere, long lastCount, int accumulate,                \
                                              const float *ahead, const long *aheadTaps, long aheadLines, long firstLine) { \
-        enum { vectors = V, masked = MASKED };                                                                 \
+        enum { vectors = V, masked = MASKED, rowCount = ROWS };                                                \
         const float *bias = 0;                                                                                 \
         const MASK tail = V_MASK(lastCount);                                                                   \
         FOR_FILTERS(PRODUCT_ROW)                                                                               \
@@ -191,16 +193,22 @@ TARGET void NAME(kernels_direct_convolution)(const float *padded, long rowStride
         }                                                                                                      \
         FOR_FILTERS(STORE)                                                                                     \
     }
-PRODUCT_BLOCK_FUNCTION(1, 0)
-PRODUCT_BLOCK_FUNCTION(2, 0)
-PRODUCT_BLOCK_FUNCTION(1, 1)
-PRODUCT_BLOCK_FUNCTION(2, 1)
+/// Each block shape for 6 rows, and for the last block of a product whose row count is not a
+/// multiple of 6: 2 or 4 rows (128 or 64 rows leave 2 or 4), which would otherwise multiply 6
+/// rows and keep the few (3% of resnet-c3s2's forward product).
 #if MAX_VECTORS > 2
-PRODUCT_BLOCK_FUNCTION(3, 0)
-PRODUCT_BLOCK_FUNCTION(4, 0)
-PRODUCT_BLOCK_FUNCTION(3, 1)
-PRODUCT_BLOCK_FUNCTION(4, 1)
+#define PRODUCT_BLOCK_FUNCTIONS(ROWS)                                                                         \
+    PRODUCT_BLOCK_FUNCTION(1, 0, ROWS) PRODUCT_BLOCK_FUNCTION(2, 0, ROWS) PRODUCT_BLOCK_FUNCTION(1, 1, ROWS)  \
+    PRODUCT_BLOCK_FUNCTION(2, 1, ROWS) PRODUCT_BLOCK_FUNCTION(3, 0, ROWS) PRODUCT_BLOCK_FUNCTION(4, 0, ROWS)  \
+    PRODUCT_BLOCK_FUNCTION(3, 1, ROWS) PRODUCT_BLOCK_FUNCTION(4, 1, ROWS)
+#else
+#define PRODUCT_BLOCK_FUNCTIONS(ROWS)                                                                         \
+    PRODUCT_BLOCK_FUNCTION(1, 0, ROWS) PRODUCT_BLOCK_FUNCTION(2, 0, ROWS) PRODUCT_BLOCK_FUNCTION(1, 1, ROWS)  \
+    PRODUCT_BLOCK_FUNCTION(2, 1, ROWS)
 #endif
+PRODUCT_BLOCK_FUNCTIONS(6)
+PRODUCT_BLOCK_FUNCTIONS(4)
+PRODUCT_BLOCK_FUNCTIONS(2)
 
 /// `C = A·B` (`C += A·B` with `accumulate`) for `B` with `k` rows at `b + rowOffsets[i]`, `n`
 /// contiguous columns each, and `A` (`m × k`) with element (r, i) at `a[r·aRow + i·aColumn]`, so
@@ -238,19 +246,33 @@ TARGET void NAME(kernels_product)(const float *b, const long *rowOffsets, long k
                 const long *taps = rowOffsets + depth;
 #define PRODUCT_ARGUMENTS input, taps, rows, weights, aRow, aColumn, at, rowsHere, lastCount, accumulate || depth > 0, \
                           ahead, rowOffsets + aheadDepth, PRODUCT_LINES * aheadRows, block * rows
-                switch (vectors * 2 + (lastCount < LANES)) {
-                case 2: NAME(productBlock10)(PRODUCT_ARGUMENTS); break;
-                case 3: NAME(productBlock11)(PRODUCT_ARGUMENTS); break;
-                case 4: NAME(productBlock20)(PRODUCT_ARGUMENTS); break;
-                case 5: NAME(productBlock21)(PRODUCT_ARGUMENTS); break;
 #if MAX_VECTORS > 2
-                case 6: NAME(productBlock30)(PRODUCT_ARGUMENTS); break;
-                case 7: NAME(productBlock31)(PRODUCT_ARGUMENTS); break;
-                case 8: NAME(productBlock40)(PRODUCT_ARGUMENTS); break;
-                case 9: NAME(productBlock41)(PRODUCT_ARGUMENTS); break;
+#define PRODUCT_WIDE_CASES(ROWS)                                                                  \
+                case 6: NAME(productBlock30r##ROWS)(PRODUCT_ARGUMENTS); break;                  \
+                case 7: NAME(productBlock31r##ROWS)(PRODUCT_ARGUMENTS); break;                  \
+                case 8: NAME(productBlock40r##ROWS)(PRODUCT_ARGUMENTS); break;                  \
+                case 9: NAME(productBlock41r##ROWS)(PRODUCT_ARGUMENTS); break;
+#else
+#define PRODUCT_WIDE_CASES(ROWS)
 #endif
-                default: break;
+#define PRODUCT_CASES(ROWS)                                                                       \
+                switch (vectors * 2 + (lastCount < LANES)) {                                      \
+                case 2: NAME(productBlock10r##ROWS)(PRODUCT_ARGUMENTS); break;                  \
+                case 3: NAME(productBlock11r##ROWS)(PRODUCT_ARGUMENTS); break;                  \
+                case 4: NAME(productBlock20r##ROWS)(PRODUCT_ARGUMENTS); break;                  \
+                case 5: NAME(productBlock21r##ROWS)(PRODUCT_ARGUMENTS); break;                  \
+                PRODUCT_WIDE_CASES(ROWS)                                                          \
+                default: break;                                                                   \
                 }
+                if (rowsHere > 4) {
+                    PRODUCT_CASES(6)
+                } else if (rowsHere > 2) {
+                    PRODUCT_CASES(4)
+                } else {
+                    PRODUCT_CASES(2)
+                }
+#undef PRODUCT_CASES
+#undef PRODUCT_WIDE_CASES
 #undef PRODUCT_ARGUMENTS
             }
         }
@@ -347,6 +369,7 @@ TARGET void NAME(kernels_direct_weight_gradient)(const float *padded, long rowSt
 #undef BLOCK_FUNCTION
 #undef PRODUCT_LINES
 #undef PRODUCT_BLOCK_FUNCTION
+#undef PRODUCT_BLOCK_FUNCTIONS
 #undef PRODUCT_DEPTH
 #undef PRODUCT_MULTIPLY
 #undef PRODUCT_ROW

@@ -2,14 +2,16 @@ import Testing
 @testable import Kernels
 
 /// The product micro-kernel against a float64 product, on every build this CPU runs: row counts
-/// that leave a partial block of 6, inner sizes past one 128-row pass, column counts that end
+/// that leave a partial block of 6 (each of 1–5 rows), inner sizes past one 128-row pass, column counts that end
 /// mid-vector, both layouts of `A`, and a `B` with exactly `k · n` floats (so a read past a
 /// row's last column would leave the buffer: the address sanitizer's CI run checks that); then
 /// the same product added to what `C` holds.
 @Suite struct ProductKernelTests {
     @Test func matchesAFloat64Product() {
         var generator = SeededGenerator(seed: 91)
-        let shapes = [(m: 1, n: 1, k: 1), (5, 17, 3), (6, 64, 128), (13, 70, 129), (16, 150, 300), (7, 200, 64)]
+        // Last row blocks of 1 to 5 rows (13, 8, 9, 16, 5: the 2-, 4- and 6-row block functions).
+        let shapes = [(m: 1, n: 1, k: 1), (5, 17, 3), (6, 64, 128), (13, 70, 129), (16, 150, 300), (7, 200, 64),
+                      (8, 33, 20), (9, 65, 131)]
         let kernels = DirectConvolution.InstructionSet.allCases.filter(\.isSupported).map(ProductKernel.init)
         for (m, n, k) in shapes {
             let a = (0..<m * k).map { _ in Float.random(in: -1...1, using: &generator) }
