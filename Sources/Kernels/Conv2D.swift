@@ -94,8 +94,11 @@ public struct Conv2D: Sendable, Hashable {
     /// pool: one block's column matrix per thread (a band of output rows of one image, or a
     /// few small images side by side; plus a staging matrix when images are grouped and a
     /// partial weight gradient when the batch is split), or one group of Winograd tiles for
-    /// 3×3 stride-1 layers; none for a single-image 1×1 stride-1 unpadded layer. Bounded
-    /// whatever the batch size.
+    /// 3×3 stride-1 layers, or per thread one phase-split image (with its transposed output
+    /// gradient and a partial weight gradient) for strided layers on AVX-512 CPUs; for a 1×1
+    /// stride-1 unpadded layer only what its weight gradient needs on AVX-512 CPUs (one
+    /// image's transposed output gradient and a partial sum), else none. Bounded whatever the
+    /// batch size.
     public func workspaceByteCount(input: [Int], weight: [Int]) throws -> Int {
         try makeEngine(input: input, weight: weight).workspaceCount * MemoryLayout<Float>.stride
     }
