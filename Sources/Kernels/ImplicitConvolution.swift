@@ -31,7 +31,9 @@ import KernelsSIMD
 /// and stores its block of `C` in L2. The forward product storing its rows straight into the
 /// output (lanes of throw-away columns compressed out, expanded back for later passes) instead
 /// of a staging copy: 3.67 → 4.03 ms, minima of 6 alternating runs (every pass then stores
-/// into the caller's cold output, not the thread's L2-resident staging).
+/// into the caller's cold output, not the thread's L2-resident staging); with only the last
+/// pass storing into the output and the others into the staging, no faster than the copy-out
+/// (7.51 → 7.75 ms on one thread).
 ///
 /// - Complexity: O(N · F · C·KH·KW · OH·phaseLength) multiply-adds, plus one copy per image in
 ///   and one per output out.
