@@ -163,7 +163,7 @@ struct ImplicitConvolution {
                                  aRow: g.columnRows, aColumn: 1, b: copy, rowOffsets: taps,
                                  c: staging + range.lowerBound * ldc, ldc: ldc)
             }
-            clear(workspace, count: max(1, imageWorkers))
+            clear(workspace, sliceCount: sliceCount, floats: copyCount)
             if imageWorkers > 1 {
                 Parallel.forEachDynamic(g.batch, workPerItem: g.imageWork(filters: filters)) { worker, image in
                     let copy = workspace + worker * sliceCount
@@ -203,9 +203,7 @@ struct ImplicitConvolution {
         let outputImageSize = filters * g.outputPlaneSize
         // The copies' padding and the transposed gradient's rows for throw-away columns are
         // never written: zeroed once per call.
-        for worker in 0..<max(1, imageWorkers) {
-            (workspace + worker * sliceCount).update(repeating: 0, count: partialOffset)
-        }
+        clear(workspace, sliceCount: sliceCount, floats: partialOffset)
         // Rows of the transposed gradient: one per flat column, `F` floats each.
         let gradientRows = (0..<productColumns).map { $0 * filters }
         let sum = ImageProductSum(batch: g.batch, imageWorkers: imageWorkers, imageWork: g.imageWork(filters: filters),
@@ -268,7 +266,7 @@ struct ImplicitConvolution {
     /// Copies one image into the phase-split layout: padded pixel `(c, y, x)` goes to
     /// `c·channelStride + ((y mod s)·s + x mod s)·phasePlane + (y / s)·phaseLength + x / s`.
     /// Only the image's own pixels are written: the padding is the same for every image, so
-    /// each copy buffer is zeroed once per call (``clear(_:)``) and keeps its zeros.
+    /// each copy buffer is zeroed once per call (``clear(_:sliceCount:floats:)``) and keeps its zeros.
     private func split(_ image: UnsafePointer<Float>, into copy: UnsafeMutablePointer<Float>) {
         let g = geometry
         let (rowStride, columnStride) = (g.stride.height, g.stride.width)
@@ -334,8 +332,9 @@ struct ImplicitConvolution {
         }
     }
 
-    /// Zeroes `count` copy buffers before a call's first image: their padding is never written.
-    private func clear(_ copies: UnsafeMutablePointer<Float>, count: Int) {
-        for index in 0..<count { (copies + index * sliceCount).update(repeating: 0, count: copyCount) }
+    /// Zeroes the first `floats` of every thread's slice before a call's first image: what no
+    /// image writes there (a copy's padding) stays zero for the whole call.
+    private func clear(_ slices: UnsafeMutablePointer<Float>, sliceCount: Int, floats: Int) {
+        for index in 0..<max(1, imageWorkers) { (slices + index * sliceCount).update(repeating: 0, count: floats) }
     }
 }

@@ -160,8 +160,13 @@ struct WinogradF2x3 {
         return spans
     }
 
-    /// Cores the spans are split across (each with its own `V` and `M`).
-    private var fusedSpanChunks: Int { Parallel.chunkCount(fusedSpans.count, workPerItem: Parallel.minimumParallelWork) }
+    /// Cores the spans are split across (each with its own `V` and `M`), from the count of
+    /// ``fusedSpans`` without building them.
+    private var fusedSpanChunks: Int {
+        let (images, rows) = fusedSpanShape
+        let count = (batch + images - 1) / images * ((tilesHigh + rows - 1) / rows)
+        return Parallel.chunkCount(count, workPerItem: Parallel.minimumParallelWork)
+    }
 
     /// Distance between two of the 16 planes of a `[16][channels][tiles]` buffer.
     func planeStride(_ channels: Int, tiles: Int) -> Int { channels * tiles + Self.planePadding }
