@@ -439,10 +439,16 @@ struct WinogradF2x3 {
 
     /// `dg = Gᵀ dU G` for every kernel, with Gᵀ = [[1,½,½,0],[0,½,−½,0],[0,½,½,1]]: as one GEMM,
     /// `dg[(o,i)][tap] = Σ_ξ dU_ξ[o, i] · T[ξ][tap]` (see ``transformMatrix``), which reads the 16
-    /// planes and writes the weight gradient as contiguous streams.
+    /// planes and writes the weight gradient as contiguous streams; on AVX-512 CPUs
+    /// `kernels_winograd_kernel_untransform_avx512`, for the reason ``transformWeights(_:into:)`` gives.
     private func untransformWeightGradient(_ transformed: UnsafePointer<Float>, into weightGradient: UnsafeMutablePointer<Float>) {
         Self.transformMatrix.withUnsafeBufferPointer { matrix in
             forEachKernelRange(outputChannels * inputChannels) { kernels in
+                if product?.instructionSet == .avx512 {
+                    kernels_winograd_kernel_untransform_avx512(transformed + kernels.lowerBound, weightPlaneStride, kernels.count,
+                                                               matrix.baseAddress!, weightGradient + kernels.lowerBound * 9)
+                    return
+                }
                 backend.multiply(transposeA: true, transposeB: false,
                                  m: kernels.count, n: 9, k: 16,
                                  alpha: 1, a: transformed + kernels.lowerBound, lda: weightPlaneStride, b: matrix.baseAddress!, ldb: 9,
@@ -509,10 +515,21 @@ struct WinogradF2x3 {
     /// contiguous streams. (A per-kernel loop through a strided view was measured at a fifth
     /// of a 512-channel layer's time, most of it in the rotated view's cache misses.)
     /// A rotated kernel is transformed in the weight's own channel order with the taps reversed.
+    /// On AVX-512 CPUs a kernel of Kernels' own does it 16 kernels at a time
+    /// (`kernels_winograd_kernel_transform_avx512`): OpenBLAS spent most of this GEMM (m = 16,
+    /// k = 9) packing and zeroing, a quarter of an 8×512×7×7 → 512 forward pass on one thread,
+    /// which went 14.3 → 11.6 ms (8×256×14×14 → 256: 8.1 → 7.6 ms; minima of 4 alternating
+    /// `prof` runs).
     private func transformWeights(_ kernel: Kernel, into transformed: UnsafeMutablePointer<Float>) {
         let matrix = kernel.isRotated ? Self.rotatedTransformMatrix : Self.transformMatrix
         matrix.withUnsafeBufferPointer { matrix in
             forEachKernelRange(outputChannels * inputChannels) { kernels in
+                if product?.instructionSet == .avx512 {
+                    kernels_winograd_kernel_transform_avx512(kernel.weight + kernels.lowerBound * 9, kernels.count,
+                                                             matrix.baseAddress!, transformed + kernels.lowerBound,
+                                                             weightPlaneStride)
+                    return
+                }
                 backend.multiply(transposeA: false, transposeB: true,
                                  m: 16, n: kernels.count, k: 9,
                                  alpha: 1, a: matrix.baseAddress!, lda: 9, b: kernel.weight + kernels.lowerBound * 9, ldb: 9,

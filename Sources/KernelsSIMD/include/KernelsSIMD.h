@@ -95,6 +95,17 @@ void kernels_product_avx512(const float *b, const long *rowOffsets, long k,
                             const float *a, long aRow, long aColumn, long m, float *c, long ldc, long n,
                             bool accumulate);
 
+/// Winograd F(2×2, 3×3)'s kernel transform for `count` 3×3 kernels `weight[j·9 + tap]`:
+/// `transformed[ξ·planeStride + j] = Σ_tap matrix[ξ·9 + tap] · weight[j·9 + tap]` for the 16
+/// positions ξ (`matrix` is 16 × 9). Requires kernels_simd_has_avx512f().
+void kernels_winograd_kernel_transform_avx512(const float *weight, long count, const float *matrix,
+                                              float *transformed, long planeStride);
+/// Its transpose, for the weight gradient:
+/// `gradient[j·9 + tap] = Σ_ξ matrix[ξ·9 + tap] · transformed[ξ·planeStride + j]`.
+/// Requires kernels_simd_has_avx512f().
+void kernels_winograd_kernel_untransform_avx512(const float *transformed, long planeStride, long count,
+                                                const float *matrix, float *gradient);
+
 /// `C = A·Bᵀ` (or `C += A·Bᵀ` with `accumulate`): `C` is `m × n` with rows `ldc` apart, `A` is
 /// `m × k` and `B` `n × k`, rows `lda` and `ldb` apart, each row's `k` floats contiguous. Reads
 /// nothing past a row's `k` floats. Requires kernels_simd_has_avx512f().
