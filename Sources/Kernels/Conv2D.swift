@@ -98,7 +98,8 @@ public struct Conv2D: Sendable, Hashable {
     /// gradient and a partial weight gradient) for strided layers on AVX-512 CPUs; for a 1×1
     /// stride-1 unpadded layer only what its weight gradient needs on AVX-512 CPUs (one
     /// image's transposed output gradient and a partial sum), else none. Bounded whatever the
-    /// batch size.
+    /// batch size. (On Linux the pool rounds buffers of 2 MiB or more up to whole 2 MiB huge
+    /// pages; this count is what the call asks for, before that rounding.)
     public func workspaceByteCount(input: [Int], weight: [Int]) throws -> Int {
         try makeEngine(input: input, weight: weight).workspaceCount * MemoryLayout<Float>.stride
     }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Scratch buffers reused across calls, so a layer run in a training loop does not pay for a
 /// fresh allocation (and its page faults) every time.
@@ -15,6 +18,15 @@ final class WorkspacePool: Sendable {
 
     /// 64-byte alignment: one cache line, and what AVX-512 loads would want.
     private static let alignment = 64
+
+    /// Buffers this large or larger are aligned to it and offered to Linux as transparent huge
+    /// pages (`madvise(MADV_HUGEPAGE)`; Debian's default only backs memory advised so): the
+    /// product kernel reads its operands as hundreds of row streams, and with 4 KiB pages a
+    /// 128-row pass touched more pages than the first-level TLB holds. Minima of 5 alternating
+    /// one-thread `prof` runs: 8×512×7×7 → 512 Winograd forward 11.8 → 11.3 ms, resnet-c3s2
+    /// forward 7.61 → 7.44 and weight gradient 7.59 → 7.47, resnet-c2 forward 8.93 → 8.68.
+    /// The rounding up to whole huge pages costs under 2 MiB a buffer, paid once: buffers are reused.
+    private static let hugePageBytes = 1 << 21
 
     private struct Buffer: @unchecked Sendable {
         // Owned exclusively by whoever holds it: the pool's list or one caller.
@@ -39,7 +51,20 @@ final class WorkspacePool: Sendable {
                 .min(by: { buffers[$0].byteCount < buffers[$1].byteCount }) else { return nil }
             return buffers.remove(at: best)
         }
-        return reused ?? Buffer(pointer: .allocate(byteCount: byteCount, alignment: Self.alignment), byteCount: byteCount)
+        return reused ?? Self.allocate(byteCount: byteCount)
+    }
+
+    private static func allocate(byteCount: Int) -> Buffer {
+        #if os(Linux)
+        if byteCount >= hugePageBytes {
+            let rounded = (byteCount + hugePageBytes - 1) / hugePageBytes * hugePageBytes
+            let pointer = UnsafeMutableRawPointer.allocate(byteCount: rounded, alignment: hugePageBytes)
+            // Only advice: if the kernel declines (huge pages disabled), the buffer works as it is.
+            _ = madvise(pointer, rounded, MADV_HUGEPAGE)
+            return Buffer(pointer: pointer, byteCount: rounded)
+        }
+        #endif
+        return Buffer(pointer: .allocate(byteCount: byteCount, alignment: alignment), byteCount: byteCount)
     }
 
     private func give(_ buffer: Buffer) {
