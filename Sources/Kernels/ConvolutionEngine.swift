@@ -14,7 +14,8 @@
 /// - strided layers on AVX-512 CPUs: the forward pass and the weight gradient as products over
 ///   a phase-split copy of each image (``ImplicitConvolution``); backward-data as below.
 /// - 1×1 stride-1 unpadded: the image is its own column matrix; each pass is a plain GEMM
-///   (the weight gradient, on AVX-512 CPUs, the product kernel: ``PointwiseWeightGradient``).
+///   (on AVX-512 CPUs, where it pays, the product kernel instead: ``PointwiseProduct``,
+///   ``PointwiseWeightGradient``).
 /// - anything else: im2col + GEMM.
 ///
 /// The last two go through GEMM in blocks of output positions (``ColumnBlocking``): a band of
@@ -54,6 +55,13 @@ struct ConvolutionEngine {
         guard backend == .openBLAS, let product = ProductKernel.preferred, !usesWinograd, forwardDirect == nil else { return nil }
         let implicit = ImplicitConvolution(geometry: geometry, filters: filters, product: product)
         return implicit.pays ? implicit : nil
+    }
+
+    /// Pointwise layers on AVX-512 CPUs: forward and backward-data by the product kernel, each
+    /// image read in place, for the passes where that pays (see ``PointwiseProduct/pays(rows:depth:)``).
+    var pointwiseProduct: PointwiseProduct? {
+        guard isPointwise, backend == .openBLAS, let product = ProductKernel.preferred else { return nil }
+        return PointwiseProduct(geometry: geometry, filters: filters, product: product)
     }
 
     /// Pointwise layers on AVX-512 CPUs: the weight gradient by the product kernel, reading each
@@ -214,6 +222,10 @@ struct ConvolutionEngine {
             implicit.forward(input: input, weight: weight, bias: bias, output: output, workspace: workspace!)
             return
         }
+        if let pointwise = pointwiseProduct, pointwise.forwardPays {
+            pointwise.forward(input: input, weight: weight, bias: bias, output: output)
+            return
+        }
         let blocking = blocking
         forEachImageRun(workspace: workspace, imageByImage: true) { images, slice, alone in
             blocking.forEachBlock(of: images) { block, rows in
@@ -262,6 +274,10 @@ struct ConvolutionEngine {
             rotateKernels(weight, into: rotatedWeight)
             direct.forward(input: outputGradient, weight: rotatedWeight, bias: nil, output: inputGradient,
                            workspace: rotatedWeight + filters * g.columnRows)
+            return
+        }
+        if let pointwise = pointwiseProduct, pointwise.backwardDataPays {
+            pointwise.backwardData(outputGradient: outputGradient, weight: weight, inputGradient: inputGradient)
             return
         }
         let blocking = blocking

@@ -166,11 +166,10 @@ TARGET void NAME(kernels_direct_convolution)(const float *padded, long rowStride
 #define PRODUCT_BLOCK_FUNCTION(V, MASKED, ROWS)                                                                \
     TARGET static void NAME(productBlock##V##MASKED##r##ROWS)(const float *input, const long *taps, long tapCount,    \
                                              const float *weights, long aRow, long aColumn,                  \
-                                             float *const out[KERNELS_DIRECT_FILTER_BLOCK],                  \
+                                             float *const out[KERNELS_DIRECT_FILTER_BLOCK], const float *bias, \
                                              long filtersHere, long lastCount, int accumulate,                \
                                              const float *ahead, const long *aheadTaps, long aheadLines, long firstLine) { \
         enum { vectors = V, masked = MASKED, rowCount = ROWS };                                                \
-        const float *bias = 0;                                                                                 \
         const MASK tail = V_MASK(lastCount);                                                                   \
         FOR_FILTERS(PRODUCT_ROW)                                                                               \
         FOR_FILTERS(DECLARE)                                                                                   \
@@ -215,10 +214,10 @@ PRODUCT_BLOCK_FUNCTIONS(2)
 /// either layout of `A` is read in place: a 1×1 convolution of `k` channels, which is what
 /// Winograd's per-position products are. Column blocks are the outer loop, then passes of
 /// PRODUCT_DEPTH rows, so the piece of `B` a pass reads stays in L1 while every row block of `A`
-/// passes over it.
+/// passes over it. `bias` (m floats, or NULL) is added as the last pass stores each block.
 TARGET void NAME(kernels_product)(const float *b, const long *rowOffsets, long k,
                                  const float *a, long aRow, long aColumn, long m, float *c, long ldc, long n,
-                                 bool accumulate) {
+                                 const float *bias, bool accumulate) {
     const long blocks = (m + KERNELS_DIRECT_FILTER_BLOCK - 1) / KERNELS_DIRECT_FILTER_BLOCK;
     const long widest = MAX_VECTORS * LANES;
     for (long column = 0; column < n; column += widest) {
@@ -244,7 +243,7 @@ TARGET void NAME(kernels_product)(const float *b, const long *rowOffsets, long k
                 }
                 const float *input = b + column;
                 const long *taps = rowOffsets + depth;
-#define PRODUCT_ARGUMENTS input, taps, rows, weights, aRow, aColumn, at, rowsHere, lastCount, accumulate || depth > 0, \
+#define PRODUCT_ARGUMENTS input, taps, rows, weights, aRow, aColumn, at, bias && lastPass ? bias + first : 0, rowsHere, lastCount, accumulate || depth > 0, \
                           ahead, rowOffsets + aheadDepth, PRODUCT_LINES * aheadRows, block * rows
 #if MAX_VECTORS > 2
 #define PRODUCT_WIDE_CASES(ROWS)                                                                  \
