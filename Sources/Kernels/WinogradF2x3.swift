@@ -115,7 +115,8 @@ struct WinogradF2x3 {
 
     /// Floats of `V` and `M` for a group of `tiles` tiles.
     private func groupFloats(tiles: Int) -> Int {
-        16 * (planeStride(inputChannels, tiles: tiles) + planeStride(outputChannels, tiles: tiles))
+        let stride = tileStride(tiles)
+        return 16 * (planeStride(inputChannels, tiles: stride) + planeStride(outputChannels, tiles: stride))
     }
 
     /// `V` + `M` floats a core's span aims at with the product kernel (1 MiB): both stay in its
@@ -168,6 +169,13 @@ struct WinogradF2x3 {
         return Parallel.chunkCount(count, workPerItem: Parallel.minimumParallelWork)
     }
 
+    /// Distance between two channels' rows of `tiles` tiles in `V` and `M`: a multiple of 16
+    /// floats, so every row starts on a cache line as the first does (the planes are 16-float
+    /// multiples apart too). Rows off the line made each of the product kernel's 64-float loads
+    /// straddle two lines, and its prefetch miss the fifth line of every row: resnet-c4's
+    /// groups of 13 images are 728 tiles, every other row 8 floats off the line.
+    func tileStride(_ tiles: Int) -> Int { (tiles + 15) / 16 * 16 }
+
     /// Distance between two of the 16 planes of a `[16][channels][tiles]` buffer.
     func planeStride(_ channels: Int, tiles: Int) -> Int { channels * tiles + Self.planePadding }
 
@@ -195,6 +203,8 @@ struct WinogradF2x3 {
         let input: UnsafeMutablePointer<Float>
         let products: UnsafeMutablePointer<Float>
         let tiles: Int
+        /// Distance between two rows of `V` and `M` (``tileStride(_:)``).
+        let stride: Int
         let inputPlane: Int
         let productPlane: Int
     }
@@ -203,14 +213,15 @@ struct WinogradF2x3 {
     /// ``imagesPerGroup`` images, all through the same workspace.
     private func forEachGroup(workspace: UnsafeMutablePointer<Float>, _ body: (_ firstImage: Int, _ images: Int, GroupBuffers) -> Void) {
         let input = workspace + 16 * weightPlaneStride
-        let products = input + 16 * planeStride(inputChannels, tiles: imagesPerGroup * tilesPerImage)
+        let products = input + 16 * planeStride(inputChannels, tiles: tileStride(imagesPerGroup * tilesPerImage))
         var firstImage = 0
         while firstImage < batch {
             let images = min(imagesPerGroup, batch - firstImage)
             let tiles = images * tilesPerImage
-            body(firstImage, images, GroupBuffers(weights: workspace, input: input, products: products, tiles: tiles,
-                                                  inputPlane: planeStride(inputChannels, tiles: tiles),
-                                                  productPlane: planeStride(outputChannels, tiles: tiles)))
+            let stride = tileStride(tiles)
+            body(firstImage, images, GroupBuffers(weights: workspace, input: input, products: products, tiles: tiles, stride: stride,
+                                                  inputPlane: planeStride(inputChannels, tiles: stride),
+                                                  productPlane: planeStride(outputChannels, tiles: stride)))
             firstImage += images
         }
     }
@@ -264,14 +275,14 @@ struct WinogradF2x3 {
         forEachGroup(workspace: workspace) { firstImage, images, buffers in
             let span = TileSpan(images: images, tileRows: 0..<tilesHigh, acrossCores: true)
             transformInput(input + firstImage * inputChannels * height * width, span: span,
-                           into: buffers.input, groupTiles: buffers.tiles)
+                           into: buffers.input, groupTiles: buffers.stride)
             if let product {
-                withRowOffsets(tiles: buffers.tiles) { rowOffsets in
+                withRowOffsets(stride: buffers.stride) { rowOffsets in
                     forEachPosition { position in
                         multiply(position: position, kernel: kernel, product: product,
                                  input: buffers.input + position * buffers.inputPlane, rowOffsets: rowOffsets,
                                  weights: buffers.weights, products: buffers.products + position * buffers.productPlane,
-                                 tiles: buffers.tiles)
+                                 tiles: buffers.tiles, stride: buffers.stride)
                     }
                 }
             } else {
@@ -280,11 +291,11 @@ struct WinogradF2x3 {
                                      m: outputChannels, n: buffers.tiles, k: inputChannels,
                                      alpha: 1, a: buffers.weights + position * weightPlaneStride,
                                      lda: kernel.isRotated ? outputChannels : inputChannels,
-                                     b: buffers.input + position * buffers.inputPlane, ldb: buffers.tiles,
-                                     beta: 0, c: buffers.products + position * buffers.productPlane, ldc: buffers.tiles)
+                                     b: buffers.input + position * buffers.inputPlane, ldb: buffers.stride,
+                                     beta: 0, c: buffers.products + position * buffers.productPlane, ldc: buffers.stride)
                 }
             }
-            transformOutput(buffers.products, span: span, groupTiles: buffers.tiles,
+            transformOutput(buffers.products, span: span, groupTiles: buffers.stride,
                             into: output + firstImage * outputChannels * outputHeight * outputWidth, bias: bias)
         }
     }
@@ -292,19 +303,19 @@ struct WinogradF2x3 {
     /// `M_ξ = U_ξ · V_ξ` for one position by the product kernel, which reads `U_ξ` in place
     /// either way round (`[O][I]`, or `[I][O]` for a rotated kernel) and `V_ξ` (`[I][tiles]`)
     /// where the input transform put it.
-    /// `rowOffsets` (`i · tiles` for each input channel `i`) is made once per group or span by
-    /// ``withRowOffsets(tiles:_:)`` and shared by its 16 positions.
+    /// `rowOffsets` (`i · stride` for each input channel `i`) is made once per group or span by
+    /// ``withRowOffsets(stride:_:)`` and shared by its 16 positions.
     private func multiply(position: Int, kernel: Kernel, product: ProductKernel, input: UnsafePointer<Float>,
                           rowOffsets: UnsafeBufferPointer<Int>, weights: UnsafePointer<Float>,
-                          products: UnsafeMutablePointer<Float>, tiles: Int) {
+                          products: UnsafeMutablePointer<Float>, tiles: Int, stride: Int) {
         let (aRow, aColumn) = kernel.isRotated ? (1, outputChannels) : (inputChannels, 1)
         product.multiply(m: outputChannels, n: tiles, a: weights + position * weightPlaneStride, aRow: aRow, aColumn: aColumn,
-                         b: input, rowOffsets: rowOffsets, c: products, ldc: tiles)
+                         b: input, rowOffsets: rowOffsets, c: products, ldc: stride)
     }
 
-    /// Calls `body` with the offsets of the `inputChannels` rows of a `V_ξ` plane of `tiles` tiles.
-    private func withRowOffsets(tiles: Int, _ body: (UnsafeBufferPointer<Int>) -> Void) {
-        (0..<inputChannels).map { $0 * tiles }.withUnsafeBufferPointer(body)
+    /// Calls `body` with the offsets of the `inputChannels` rows of a `V_ξ` plane, `stride` apart.
+    private func withRowOffsets(stride: Int, _ body: (UnsafeBufferPointer<Int>) -> Void) {
+        (0..<inputChannels).map { $0 * stride }.withUnsafeBufferPointer(body)
     }
 
     /// Whether all of `U` fits in about 1 MiB (up to 128 → 128 channels). Such layers run the
@@ -332,18 +343,19 @@ struct WinogradF2x3 {
             let transformed = workspace + 16 * weightPlaneStride + worker * spanFloats
             let (firstImage, span) = spans[index]
             let tiles = span.images * span.tileRows.count * tilesWide
-            let (inputPlane, productPlane) = (planeStride(inputChannels, tiles: tiles), planeStride(outputChannels, tiles: tiles))
+            let stride = tileStride(tiles)
+            let (inputPlane, productPlane) = (planeStride(inputChannels, tiles: stride), planeStride(outputChannels, tiles: stride))
             let products = transformed + 16 * inputPlane
             transformInput(input + firstImage * inputChannels * height * width, span: span,
-                           into: transformed, groupTiles: tiles)
-            withRowOffsets(tiles: tiles) { rowOffsets in
+                           into: transformed, groupTiles: stride)
+            withRowOffsets(stride: stride) { rowOffsets in
                 for position in 0..<16 {
                     multiply(position: position, kernel: kernel, product: product, input: transformed + position * inputPlane,
                              rowOffsets: rowOffsets, weights: workspace, products: products + position * productPlane,
-                             tiles: tiles)
+                             tiles: tiles, stride: stride)
                 }
             }
-            transformOutput(products, span: span, groupTiles: tiles,
+            transformOutput(products, span: span, groupTiles: stride,
                             into: output + firstImage * outputChannels * outputHeight * outputWidth, bias: bias)
         }
     }
@@ -371,21 +383,21 @@ struct WinogradF2x3 {
         forEachGroup(workspace: workspace) { firstImage, images, buffers in
             let span = TileSpan(images: images, tileRows: 0..<tilesHigh, acrossCores: true)
             transformInput(input + firstImage * inputChannels * height * width, span: span,
-                           into: buffers.input, groupTiles: buffers.tiles)
+                           into: buffers.input, groupTiles: buffers.stride)
             transformOutputGradient(outputGradient + firstImage * outputChannels * outputHeight * outputWidth,
-                                    span: span, into: buffers.products, groupTiles: buffers.tiles)
+                                    span: span, into: buffers.products, groupTiles: buffers.stride)
             forEachPosition { position in
                 let (gradient, transformed) = (buffers.products + position * buffers.productPlane,
                                                buffers.input + position * buffers.inputPlane)
                 let sums = buffers.weights + position * weightPlaneStride
                 if isNarrow, product?.multiplyTransposed(m: outputChannels, n: inputChannels, k: buffers.tiles, a: gradient,
-                                               lda: buffers.tiles, b: transformed, ldb: buffers.tiles, c: sums,
+                                               lda: buffers.stride, b: transformed, ldb: buffers.stride, c: sums,
                                                ldc: inputChannels, accumulate: firstImage > 0) != nil {
                     return
                 }
                 backend.multiply(transposeA: false, transposeB: true,
                                  m: outputChannels, n: inputChannels, k: buffers.tiles,
-                                 alpha: 1, a: gradient, lda: buffers.tiles, b: transformed, ldb: buffers.tiles,
+                                 alpha: 1, a: gradient, lda: buffers.stride, b: transformed, ldb: buffers.stride,
                                  beta: firstImage == 0 ? 0 : 1, c: sums, ldc: inputChannels)
             }
         }
