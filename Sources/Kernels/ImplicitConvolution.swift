@@ -33,7 +33,12 @@ import KernelsSIMD
 /// of a staging copy: 3.67 → 4.03 ms, minima of 6 alternating runs (every pass then stores
 /// into the caller's cold output, not the thread's L2-resident staging); with only the last
 /// pass storing into the output and the others into the staging, no faster than the copy-out
-/// (7.51 → 7.75 ms on one thread).
+/// (7.51 → 7.75 ms on one thread). Layers below ``minimumColumns`` multiplied several images at
+/// a time (their phase planes side by side in one copy, one product of 512+ columns): slower,
+/// 8×128×28×28 → 256 forward 6.34 → 6.60 ms and 8×256×14×14 → 512 6.5 → 8.4 (2 threads, minima
+/// of 4 alternating runs), the copies and product of a group no longer fitting in L2 beside a
+/// weight of 1.2–4.7 MB; the same layers image by image, with the product kernel sweeping
+/// 512 KiB of `A` over all column blocks at a time: 11.4 → 11.6 and 9.4 → 12.0 ms on one thread.
 ///
 /// - Complexity: O(N · F · C·KH·KW · OH·phaseLength) multiply-adds, plus one copy per image in
 ///   and one per output out.

@@ -4,8 +4,8 @@ import KernelsSIMD
 /// × 64 columns of `C` in 24 AVX-512 registers), for Winograd's per-position products, whose
 /// `B` (the transformed tiles) is already laid out row by row, and for products whose operands
 /// need not be copied into a matrix first: the strided passes over a phase-split image
-/// (``ImplicitConvolution``) and the 1×1 weight gradient over each image in place
-/// (``PointwiseWeightGradient``). With `accumulate` it adds to `C`, which those weight gradients
+/// (``ImplicitConvolution``) and the 1×1 passes over each image in place
+/// (``PointwiseProduct``, ``PointwiseWeightGradient``). With `accumulate` it adds to `C`, which those weight gradients
 /// use to sum a batch (``ImageProductSum``).
 ///
 /// Why not OpenBLAS there: with an inner dimension of 64–512 channels and `A` (the transformed
@@ -19,7 +19,8 @@ import KernelsSIMD
 /// - on AVX2 (6 rows × 16 columns in 12 registers) against OpenBLAS's Haswell kernels:
 ///   resnet-c2 Winograd forward 11.5 → 13.9 ms, resnet-c4 10.1 → 13.0 ms;
 /// - for the im2col GEMMs: forward mixed (8×64×56×56 → 128 3×3 s2 4.1 → 3.9 ms, but
-///   8×256×56×56 → 64 1×1 4.3 → 5.1 ms), backward-data slower (3.9 → 4.8 ms), and the
+///   8×256×56×56 → 64 1×1 4.3 → 5.1 ms: that image's rows were off the cache line, see
+///   ``PointwiseProduct``, which now runs it at 3.0 ms), backward-data slower (3.9 → 4.8 ms), and the
 ///   weight gradient as `dWᵀ = columns · dYᵀ` slower too (4.3 → 4.4, 4.1 → 4.8 ms);
 /// - copying each 128-row piece of `B` into an aligned panel first, so no load splits a cache
 ///   line: slower (resnet-c3s2 strided forward 3.75 → 3.80 ms, resnet-c2 Winograd forward
