@@ -36,6 +36,12 @@ final class WorkspacePool: Sendable {
 
     private let cached = Locked<[Buffer]>([])
 
+    /// A pool that goes away frees what it still caches (the shared one never does; others are
+    /// made by tests).
+    deinit {
+        for buffer in cached.withLock({ $0 }) { buffer.pointer.deallocate() }
+    }
+
     /// Runs `body` with `count` floats of uninitialized scratch memory (nil when `count` is 0).
     func withWorkspace<Result>(count: Int, _ body: (UnsafeMutablePointer<Float>?) throws -> Result) rethrows -> Result {
         guard count > 0 else { return try body(nil) }
