@@ -48,7 +48,8 @@ struct PointwiseWeightGradient {
             } multiply: { image, slice, range, accumulate in
                 product.multiply(m: range.count, n: filters, a: input + image * g.imageSize + range.lowerBound * positions,
                                  aRow: positions, aColumn: 1, b: slice, rowOffsets: rows,
-                                 c: slice + positions * filters + range.lowerBound * filters, ldc: filters, accumulate: accumulate)
+                                 c: slice + positions * filters + range.lowerBound * filters, ldc: filters, accumulate: accumulate,
+                                 streamsA: true)
             }
         }
         VectorOperations.transpose(rows: channels, columns: filters, from: partial, sourceStride: filters,

@@ -37,12 +37,13 @@ struct ProductKernel: Sendable {
     /// `a[r·aRow + i·aColumn]`. The offsets are the caller's, made once and shared: `i · ldb`
     /// for a plain matrix (Winograd's planes), or each tap's start, rows that overlap, for the
     /// windows of a convolution (``ImplicitConvolution``). With `bias` (`m` floats) row `r` of `C`
-    /// also gets `bias[r]`, added as the last pass stores it.
+    /// also gets `bias[r]`, added as the last pass stores it. `streamsA`: `A` (row-major) is
+    /// read from memory, not cache, so the kernel prefetches its rows too.
     func multiply(m: Int, n: Int, a: UnsafePointer<Float>, aRow: Int, aColumn: Int,
                   b: UnsafePointer<Float>, rowOffsets: UnsafeBufferPointer<Int>, c: UnsafeMutablePointer<Float>, ldc: Int,
-                  bias: UnsafePointer<Float>? = nil, accumulate: Bool = false) {
+                  bias: UnsafePointer<Float>? = nil, accumulate: Bool = false, streamsA: Bool = false) {
         let function = instructionSet == .avx512 ? kernels_product_avx512 : kernels_product_avx2
-        function(b, rowOffsets.baseAddress, rowOffsets.count, a, aRow, aColumn, m, c, ldc, n, bias, accumulate)
+        function(b, rowOffsets.baseAddress, rowOffsets.count, a, aRow, aColumn, m, c, ldc, n, bias, accumulate, streamsA)
     }
 
     /// `C = A·Bᵀ`, or `C += A·Bᵀ` with `accumulate`, for `A` (`m × k`) and `B` (`n × k`) with

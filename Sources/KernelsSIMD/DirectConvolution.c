@@ -114,9 +114,9 @@ WEIGHT_GRADIENT_STUB(avx512)
 #define PRODUCT_STUB(SUFFIX)                                                                                \
     void kernels_product_##SUFFIX(const float *b, const long *rowOffsets, long k, const float *a, long aRow, \
                                   long aColumn, long m, float *c, long ldc, long n, const float *bias,      \
-                                  bool accumulate) {                                                        \
+                                  bool accumulate, bool prefetchA) {                                        \
         (void)b; (void)rowOffsets; (void)k; (void)a; (void)aRow; (void)aColumn; (void)m; (void)c; (void)ldc; \
-        (void)n; (void)bias; (void)accumulate;                                                              \
+        (void)n; (void)bias; (void)accumulate; (void)prefetchA;                                             \
     }
 PRODUCT_STUB(avx2)
 PRODUCT_STUB(avx512)

@@ -159,6 +159,13 @@ TARGET void NAME(kernels_direct_convolution)(const float *padded, long rowStride
 /// nothing past the row's last column is read (B may be a caller's tensor).
 #define PRODUCT_LOAD(i) (masked && i == vectors - 1 ? V_MASKLOAD(x + i * LANES, tail) : V_LOAD(x + i * LANES))
 
+/// Lines of one row of `A`'s piece for a pass (PRODUCT_DEPTH floats, one more line when the row
+/// starts off a line). With `prefetchA` (a row-major `A` streaming from memory: the 1×1 weight
+/// gradient's images) each block first asks for the next block's piece into L2: 6 rows far
+/// apart, each read for only PRODUCT_DEPTH floats, too short a stream for the hardware
+/// prefetcher.
+#define PRODUCT_A_LINES (PRODUCT_DEPTH / 16 + 1)
+
 /// BLOCK for the product, adding to `C` when `accumulate`, and prefetching the piece of
 /// `B` the product reads next: row block `r` fetches lines r·k to (r + 1)·k of its
 /// `aheadLines`, so the rows of `B` (many separate streams, more than the hardware prefetcher
@@ -217,7 +224,7 @@ PRODUCT_BLOCK_FUNCTIONS(2)
 /// passes over it. `bias` (m floats, or NULL) is added as the last pass stores each block.
 TARGET void NAME(kernels_product)(const float *b, const long *rowOffsets, long k,
                                  const float *a, long aRow, long aColumn, long m, float *c, long ldc, long n,
-                                 const float *bias, bool accumulate) {
+                                 const float *bias, bool accumulate, bool prefetchA) {
     const long blocks = (m + KERNELS_DIRECT_FILTER_BLOCK - 1) / KERNELS_DIRECT_FILTER_BLOCK;
     const long widest = MAX_VECTORS * LANES;
     for (long column = 0; column < n; column += widest) {
@@ -243,6 +250,19 @@ TARGET void NAME(kernels_product)(const float *b, const long *rowOffsets, long k
                 }
                 const float *input = b + column;
                 const long *taps = rowOffsets + depth;
+                // The next block's piece of A into L2: the next 6 rows, else the next pass's
+                // columns of the first rows, else (next column block) the first rows' first columns.
+                const float *aheadA = !prefetchA || aColumn != 1 ? 0
+                    : block + 1 < blocks ? weights + KERNELS_DIRECT_FILTER_BLOCK * aRow
+                    : !lastPass ? a + depth + rows
+                    : column + widest < n ? a : 0;
+                if (aheadA) {
+                    for (long row = 0; row < KERNELS_DIRECT_FILTER_BLOCK; row++) {
+                        for (long line = 0; line < PRODUCT_A_LINES; line++) {
+                            _mm_prefetch((const char *)(aheadA + row * aRow + line * 16), _MM_HINT_T1);
+                        }
+                    }
+                }
 #define PRODUCT_ARGUMENTS input, taps, rows, weights, aRow, aColumn, at, bias && lastPass ? bias + first : 0, rowsHere, lastCount, accumulate || depth > 0, \
                           ahead, rowOffsets + aheadDepth, PRODUCT_LINES * aheadRows, block * rows
 #if MAX_VECTORS > 2
@@ -370,6 +390,7 @@ TARGET void NAME(kernels_direct_weight_gradient)(const float *padded, long rowSt
 #undef PRODUCT_BLOCK_FUNCTION
 #undef PRODUCT_BLOCK_FUNCTIONS
 #undef PRODUCT_DEPTH
+#undef PRODUCT_A_LINES
 #undef PRODUCT_MULTIPLY
 #undef PRODUCT_ROW
 #undef PRODUCT_LOAD

@@ -5,8 +5,39 @@ import Testing
 /// that leave a partial block of 6 (each of 1–5 rows), inner sizes past one 128-row pass, column counts that end
 /// mid-vector, both layouts of `A`, and a `B` with exactly `k · n` floats (so a read past a
 /// row's last column would leave the buffer: the address sanitizer's CI run checks that); then
-/// the same product added to what `C` holds.
+/// the same product added to what `C` holds (that call also prefetching `A`'s rows, which must
+/// not change a bit).
 @Suite struct ProductKernelTests {
+    /// A bias is added once, as the last of several 128-row passes stores, to each row's own
+    /// columns only, also after a first narrow call over a row's leading columns.
+    @Test func addsTheBiasOnce() {
+        var generator = SeededGenerator(seed: 92)
+        let (m, n, k) = (13, 70, 300)
+        let a = (0..<m * k).map { _ in Float.random(in: -1...1, using: &generator) }
+        let b = (0..<k * n).map { _ in Float.random(in: -1...1, using: &generator) }
+        let bias = (0..<m).map { _ in Float.random(in: -1...1, using: &generator) }
+        var expected = [Double](repeating: 0, count: m * n)
+        for row in 0..<m {
+            for column in 0..<n {
+                expected[row * n + column] = Double(bias[row]) + (0..<k).reduce(0.0) { $0 + Double(a[row * k + $1]) * Double(b[$1 * n + column]) }
+            }
+        }
+        for kernel in DirectConvolution.InstructionSet.allCases.filter(\.isSupported).map(ProductKernel.init) {
+            var c = [Float](repeating: .nan, count: m * n)
+            (0..<k).map { $0 * n }.withUnsafeBufferPointer { rowOffsets in
+                b.withUnsafeBufferPointer { b in
+                    c.withUnsafeMutableBufferPointer { c in
+                        for (start, width) in [(0, 5), (5, n - 5)] {
+                            kernel.multiply(m: m, n: width, a: a, aRow: k, aColumn: 1, b: b.baseAddress! + start,
+                                            rowOffsets: rowOffsets, c: c.baseAddress! + start, ldc: n, bias: bias)
+                        }
+                    }
+                }
+            }
+            #expect(relativeError(c, expected) <= 1e-5, "\(kernel.instructionSet)")
+        }
+    }
+
     @Test func matchesAFloat64Product() {
         var generator = SeededGenerator(seed: 91)
         // Last row blocks of 1 to 5 rows (13, 8, 9, 16, 5: the 2-, 4- and 6-row block functions).
@@ -35,7 +66,7 @@ import Testing
                                 (0..<k).map { $0 * n }.withUnsafeBufferPointer { rowOffsets in
                                     kernel.multiply(m: m, n: n, a: a.baseAddress!, aRow: aRow, aColumn: aColumn,
                                                     b: b.baseAddress!, rowOffsets: rowOffsets, c: &c, ldc: ldc,
-                                                    accumulate: accumulate)
+                                                    accumulate: accumulate, streamsA: accumulate)
                                 }
                             }
                         }

@@ -86,14 +86,15 @@ void kernels_direct_weight_gradient_by_filters_avx512(const float *padded, long 
 /// `b + rowOffsets[i]`, `n` contiguous columns each; element (r, i) of `A` (`m × k`) is at
 /// `a[r·aRow + i·aColumn]` (row-major `A`: aRow = k, aColumn = 1; its transpose stored
 /// row-major: aRow = 1, aColumn = m). With `bias` (m floats, or NULL) row r of `C` also gets
-/// bias[r]. Reads nothing outside the `n` columns of each row of `B`. Requires kernels_simd_has_avx2_fma().
+/// bias[r]. With `prefetchA` (row-major `A` only) the kernel also prefetches `A`'s rows, for an
+/// `A` that streams from memory. Reads nothing outside the `n` columns of each row of `B`. Requires kernels_simd_has_avx2_fma().
 void kernels_product_avx2(const float *b, const long *rowOffsets, long k,
                           const float *a, long aRow, long aColumn, long m, float *c, long ldc, long n,
-                          const float *bias, bool accumulate);
+                          const float *bias, bool accumulate, bool prefetchA);
 /// The same with AVX-512 (6 rows × 64 columns per block). Requires kernels_simd_has_avx512f().
 void kernels_product_avx512(const float *b, const long *rowOffsets, long k,
                             const float *a, long aRow, long aColumn, long m, float *c, long ldc, long n,
-                            const float *bias, bool accumulate);
+                            const float *bias, bool accumulate, bool prefetchA);
 
 /// Winograd F(2×2, 3×3)'s kernel transform for `count` 3×3 kernels `weight[j·9 + tap]`:
 /// `transformed[ξ·planeStride + j] = Σ_tap matrix[ξ·9 + tap] · weight[j·9 + tap]` for the 16
