@@ -10,7 +10,9 @@
 /// - 3×3 stride-1 with enough channels: Winograd F(2×2, 3×3) for all passes (``WinogradF2x3``).
 /// - few input channels, or a 5×5+ stride-1 kernel with few filters, on AVX2 CPUs: a direct
 ///   convolution (``DirectConvolution``) for the forward pass and the weight gradient, and for
-///   the backward-data pass of stride-1 layers where the rotated kernel qualifies too.
+///   the backward-data pass of stride-1 layers where the rotated kernel qualifies too; on AVX-512
+///   CPUs the weight gradient of those with kernel rows of 64+ floats by the product kernel
+///   (``ChannelLastWeightGradient``).
 /// - strided layers on AVX-512 CPUs: the forward pass and the weight gradient as products over
 ///   a phase-split copy of each image (``ImplicitConvolution``); backward-data as below.
 /// - 1×1 stride-1 unpadded: the image is its own column matrix; each pass is a plain GEMM
@@ -55,6 +57,15 @@ struct ConvolutionEngine {
         guard backend == .openBLAS, let product = ProductKernel.preferred, !usesWinograd, forwardDirect == nil else { return nil }
         let implicit = ImplicitConvolution(geometry: geometry, filters: filters, product: product)
         return implicit.pays ? implicit : nil
+    }
+
+    /// Stride-1 layers the direct kernel takes, with a kernel row of 64+ floats (`KW·C`), on
+    /// AVX-512 CPUs: the weight gradient by the product kernel over a channel-last copy (see
+    /// ``ChannelLastWeightGradient``).
+    var channelLastWeightGradient: ChannelLastWeightGradient? {
+        guard forwardDirect != nil, let product = ProductKernel.preferred,
+              ChannelLastWeightGradient.applies(to: geometry) else { return nil }
+        return ChannelLastWeightGradient(geometry: geometry, filters: filters, product: product)
     }
 
     /// Pointwise layers on AVX-512 CPUs: forward and backward-data by the product kernel, each
@@ -114,7 +125,7 @@ struct ConvolutionEngine {
         // The im2col slices serve every pass the direct kernel does not take.
         let usesColumns = direct == nil || backwardDirect == nil
         return max(usesColumns ? imageWorkers * sliceCount : 0, forwardImplicit?.workspaceCount ?? 0,
-                   pointwiseWeightGradient?.workspaceCount ?? 0,
+                   pointwiseWeightGradient?.workspaceCount ?? 0, channelLastWeightGradient?.workspaceCount ?? 0,
                    direct?.workspaceCount ?? 0, direct?.weightGradientWorkspaceCount ?? 0,
                    backwardDirect.map { filters * geometry.columnRows + $0.workspaceCount } ?? 0)
     }
@@ -343,6 +354,10 @@ struct ConvolutionEngine {
         if usesWinograd {
             forwardWinograd.weightGradient(input: input, outputGradient: outputGradient,
                                            weightGradient: weightGradient, workspace: workspace!)
+            return
+        }
+        if let channelLast = channelLastWeightGradient {
+            channelLast.run(input: input, outputGradient: outputGradient, weightGradient: weightGradient, workspace: workspace!)
             return
         }
         if let direct = forwardDirect {

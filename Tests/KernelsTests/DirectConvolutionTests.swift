@@ -174,6 +174,28 @@ import Testing
         }
     }
 
+    /// The AVX-512 weight gradient over a channel-last copy (kernel rows of 64+ floats): several
+    /// images split across threads, channel counts whose rows are off the cache line, filters
+    /// past a block of 6, rectangular kernels and unequal padding; the same bits on a second call.
+    @Test func channelLastWeightGradientMatchesTheReference() throws {
+        let cases = [
+            Case(input: [4, 12, 20, 23], filters: 13, kernel: Size2D(height: 5, width: 7), padding: Size2D(height: 1, width: 3)),
+            Case(input: [3, 16, 18, 16], filters: 16, kernel: 7, padding: 3),
+            Case(input: [2, 32, 9, 11], filters: 8, kernel: 5, padding: Size2D(height: 2, width: 0)),
+        ]
+        var generator = SeededGenerator(seed: 66)
+        for c in cases {
+            let engine = try layer(c).makeEngine(input: c.input, weight: weightShape(c))
+            #expect((engine.channelLastWeightGradient != nil) == (ProductKernel.preferred != nil), "\(c)")
+            let x = Tensor.random(c.input, using: &generator)
+            let dy = Tensor.random(try layer(c).outputShape(input: c.input, weight: weightShape(c)), using: &generator)
+            let dw = try layer(c).weightGradient(dy, input: x, weightShape: weightShape(c))
+            let params = Reference.Params(stride: c.stride, padding: c.padding, dilation: c.dilation)
+            #expect(relativeError(dw.scalars, Reference.conv2dWeightGradient(dy, x, weightShape: weightShape(c), params)) <= 2e-4, "\(c)")
+            #expect(try layer(c).weightGradient(dy, input: x, weightShape: weightShape(c)).scalars == dw.scalars, "\(c)")
+        }
+    }
+
     @Test func columnsNoWindowReachesNeverReachTheOutput() throws {
         // Width 13, 3×3, stride 4: windows end at column 10, and each output row is 3 lanes of
         // an 8-lane vector. Infinities in columns 11 and 12 would turn up in the output if the
