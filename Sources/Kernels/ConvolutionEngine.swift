@@ -189,15 +189,17 @@ struct ConvolutionEngine {
     /// threads take one image at a time as they finish (``Parallel/forEachDynamic(_:workPerItem:_:)``),
     /// unless blocks group several small images; otherwise (the weight gradient's partial sums)
     /// each takes a fixed run.
-    private func forEachImageRun(workspace: UnsafeMutablePointer<Float>?, imageByImage: Bool,
+    private func forEachImageRun(workspace: UnsafeMutablePointer<Float>?, imageByImage: Bool, splitsBatch: Bool = true,
                                  _ body: (_ images: Range<Int>, _ slice: Slice, _ alone: Bool) -> Void) {
-        guard backend == .openBLAS else { return runImages(workspace: workspace, imageByImage: imageByImage, body) }
-        GEMM.withSingleThreadedOpenBLAS { runImages(workspace: workspace, imageByImage: imageByImage, body) }
+        guard backend == .openBLAS else {
+            return runImages(workspace: workspace, imageByImage: imageByImage, splitsBatch: splitsBatch, body)
+        }
+        GEMM.withSingleThreadedOpenBLAS { runImages(workspace: workspace, imageByImage: imageByImage, splitsBatch: splitsBatch, body) }
     }
 
-    private func runImages(workspace: UnsafeMutablePointer<Float>?, imageByImage: Bool,
+    private func runImages(workspace: UnsafeMutablePointer<Float>?, imageByImage: Bool, splitsBatch: Bool,
                            _ body: (_ images: Range<Int>, _ slice: Slice, _ alone: Bool) -> Void) {
-        guard imageWorkers > 1 else {
+        guard imageWorkers > 1, splitsBatch else {
             body(0..<geometry.batch, slice(at: workspace), true)
             return
         }
@@ -342,6 +344,14 @@ struct ConvolutionEngine {
         }
     }
 
+    /// Whether the GEMM weight gradient gives each thread its own run of images (and partial
+    /// sum, added up at the end) rather than splitting each GEMM across cores: not when an
+    /// image has fewer than 64 output positions, where each thread's partial (the size of the
+    /// weight) costs about as much to write and add up as the products it holds. Two threads,
+    /// minima of 6 alternating runs: 8×512×7×7 → 2048 1×1 5.32 → 4.93 ms, 8×2048×7×7 → 512
+    /// 4.15 → 3.79, 8×256×14×14 → 512 3×3 stride 2 7.00 → 7.02.
+    var weightGradientSplitsBatch: Bool { geometry.outputPlaneSize >= 64 }
+
     /// `weightGradient = Σₙ outputGradient[n] · im2col(input[n])ᵀ`, accumulated by GEMM with
     /// beta = 1 after each thread's first block.
     func backwardWeight(input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
@@ -375,9 +385,10 @@ struct ConvolutionEngine {
             return
         }
         let blocking = blocking
+        let splitsBatch = weightGradientSplitsBatch
         // Several threads each accumulate a partial sum in their slice, added up at the end.
-        forEachImageRun(workspace: workspace, imageByImage: false) { images, slice, alone in
-            let target = slice.partialWeightGradient ?? weightGradient
+        forEachImageRun(workspace: workspace, imageByImage: false, splitsBatch: splitsBatch) { images, slice, alone in
+            let target = alone ? weightGradient : slice.partialWeightGradient ?? weightGradient
             var isFirstBlock = true
             blocking.forEachBlock(of: images) { block, rows in
                 let columns = columnsOf(input, images: block, rows: rows, into: slice.columns, parallel: alone)
@@ -390,7 +401,7 @@ struct ConvolutionEngine {
                 isFirstBlock = false
             }
         }
-        guard imageWorkers > 1, let workspace else { return }
+        guard imageWorkers > 1, splitsBatch, let workspace else { return }
         // In chunk order, so the sum is the same on every run.
         let weightCount = filters * g.columnRows
         for chunk in 0..<imageWorkers {

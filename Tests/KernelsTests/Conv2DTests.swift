@@ -118,6 +118,23 @@ import Testing
         #expect(try conv.weightGradient(dy, input: x, weightShape: weightShape).scalars == dw.scalars)
     }
 
+    /// A weight gradient through GEMM whose images are too small (7×7 outputs) for each thread
+    /// to keep its own partial sum: every GEMM split across cores instead, into the gradient itself.
+    @Test func smallImagesWeightGradientSplitsEachGEMM() throws {
+        var generator = SeededGenerator(seed: 27)
+        let conv = Conv2D(stride: 2, padding: 1)
+        let (input, weightShape) = ([6, 40, 14, 14], [24, 40, 3, 3])
+        let engine = try conv.makeEngine(input: input, weight: weightShape)
+        #expect(!engine.weightGradientSplitsBatch && !engine.usesWinograd && engine.forwardDirect == nil)
+        #expect(engine.forwardImplicit?.weightGradientPays != true)
+        let x = Tensor.random(input, using: &generator)
+        let dy = Tensor.random(try conv.outputShape(input: input, weight: weightShape), using: &generator)
+        let dw = try conv.weightGradient(dy, input: x, weightShape: weightShape)
+        let expected = Reference.conv2dWeightGradient(dy, x, weightShape: weightShape, .init(stride: Size2D(2), padding: Size2D(1)))
+        #expect(relativeError(dw.scalars, expected) <= Self.tolerance)
+        #expect(try conv.weightGradient(dy, input: x, weightShape: weightShape).scalars == dw.scalars)
+    }
+
     /// Layers whose im2col / pointwise passes go through GEMM in bands of output rows (wide
     /// planes) or in groups of whole images (narrow planes), with odd remainders.
     static let blockedLayers: [(input: [Int], filters: Int, kernel: Int, stride: Int, padding: Int, bands: Bool)] = [
