@@ -188,7 +188,8 @@ struct ConvolutionEngine {
     /// With `imageByImage` (passes whose images are independent: forward, backward-data),
     /// threads take one image at a time as they finish (``Parallel/forEachDynamic(_:workPerItem:_:)``),
     /// unless blocks group several small images; otherwise (the weight gradient's partial sums)
-    /// each takes a fixed run.
+    /// each takes a fixed run. Without `splitsBatch` the whole batch runs on the calling thread
+    /// as with one core (``weightGradientSplitsBatch``).
     private func forEachImageRun(workspace: UnsafeMutablePointer<Float>?, imageByImage: Bool, splitsBatch: Bool = true,
                                  _ body: (_ images: Range<Int>, _ slice: Slice, _ alone: Bool) -> Void) {
         guard backend == .openBLAS else {
