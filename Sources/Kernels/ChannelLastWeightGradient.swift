@@ -41,8 +41,6 @@ struct ChannelLastWeightGradient {
         let (channels, paddedWidth, copyCount, rowColumns) = (g.channels, paddedWidth, copyCount, rowColumns)
         let taps = g.kernel.height * g.kernel.width
         let positions = g.outputPlaneSize
-        // The padding is never written: zeroed once per call in every thread's copy.
-        for slice in 0..<max(1, imageWorkers) { (workspace + slice * sliceCount).update(repeating: 0, count: copyCount) }
         let sum = ImageProductSum(batch: g.batch, imageWorkers: imageWorkers, imageWork: g.imageWork(filters: filters),
                                   rows: filters, rowLength: g.columnRows, sliceCount: sliceCount, partialOffset: copyCount)
         // Row p of each product: where output p's window starts in the copy (kernel row 0).
@@ -51,7 +49,8 @@ struct ChannelLastWeightGradient {
             return (row * paddedWidth + column) * channels
         }
         let partial = rowOffsets.withUnsafeBufferPointer { rowOffsets in
-            sum.run(workspace: workspace) { image, slice in
+            // The copy's padding is never written: zeroed once per call.
+            sum.run(workspace: workspace, zeroing: copyCount) { image, slice in
                 let source = input + image * g.imageSize
                 for row in 0..<g.height {
                     VectorOperations.transpose(rows: channels, columns: g.width, from: source + row * g.width,

@@ -22,11 +22,14 @@ struct ImageProductSum {
     let partialOffset: Int
 
     /// Runs `prepare(image, slice)` and then `multiply(image, slice, rows, accumulate)` for every
-    /// image, and returns the summed partial (in the first slice).
-    func run(workspace: UnsafeMutablePointer<Float>,
+    /// image, and returns the summed partial (in the first slice). The first `zeroing` floats of
+    /// every slice are zeroed once before: what no image writes there (a copy's padding) then
+    /// stays zero for the whole call.
+    func run(workspace: UnsafeMutablePointer<Float>, zeroing: Int = 0,
              prepare: (_ image: Int, _ slice: UnsafeMutablePointer<Float>) -> Void,
              multiply: (_ image: Int, _ slice: UnsafeMutablePointer<Float>, _ rows: Range<Int>, _ accumulate: Bool) -> Void)
         -> UnsafeMutablePointer<Float> {
+        for slice in 0..<max(1, imageWorkers) { (workspace + slice * sliceCount).update(repeating: 0, count: zeroing) }
         if imageWorkers > 1 {
             Parallel.forEachChunk(batch, workPerItem: imageWork) { chunk, images in
                 let slice = workspace + chunk * sliceCount

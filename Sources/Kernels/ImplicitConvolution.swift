@@ -206,16 +206,15 @@ struct ImplicitConvolution {
         let transposedOffset = copyCount
         let partialOffset = copyCount + productColumns * filters
         let outputImageSize = filters * g.outputPlaneSize
-        // The copies' padding and the transposed gradient's rows for throw-away columns are
-        // never written: zeroed once per call.
-        clear(workspace, sliceCount: sliceCount, floats: partialOffset)
         // Rows of the transposed gradient: one per flat column, `F` floats each.
         let gradientRows = (0..<productColumns).map { $0 * filters }
         let sum = ImageProductSum(batch: g.batch, imageWorkers: imageWorkers, imageWork: g.imageWork(filters: filters),
                                   rows: g.channels, rowLength: tapsPerChannel * filters,
                                   sliceCount: sliceCount, partialOffset: partialOffset)
         let partial = gradientRows.withUnsafeBufferPointer { gradientRows in
-            sum.run(workspace: workspace) { image, slice in
+            // The copies' padding and the transposed gradient's rows for throw-away columns are
+            // never written: zeroed once per call.
+            sum.run(workspace: workspace, zeroing: partialOffset) { image, slice in
                 split(input + image * g.imageSize, into: slice)
                 transposeGradient(outputGradient + image * outputImageSize, into: slice + transposedOffset)
             } multiply: { _, slice, range, accumulate in
@@ -337,7 +336,7 @@ struct ImplicitConvolution {
         }
     }
 
-    /// Zeroes the first `floats` of every thread's slice before a call's first image: what no
+    /// Zeroes the first `floats` of every thread's forward slice before a call's first image: what no
     /// image writes there (a copy's padding) stays zero for the whole call.
     private func clear(_ slices: UnsafeMutablePointer<Float>, sliceCount: Int, floats: Int) {
         for index in 0..<max(1, imageWorkers) { (slices + index * sliceCount).update(repeating: 0, count: floats) }
