@@ -94,6 +94,44 @@ import Testing
         }
     }
 
+    @Test(arguments: [false, true])
+    func strideTwoRowsMatchTheNaiveUnfoldWithAndWithoutTheVectorKernel(vectorized: Bool) throws {
+        // The AVX-512 stride-2 kernel (on CPUs with it) and the scalar loop it replaces: rows of
+        // 1 to 40 outputs (one partial 16-lane step up to several), padding reaching past a
+        // whole step, dilated taps, a band of rows into a wider matrix whose slack stays untouched.
+        var generator = SeededGenerator(seed: 15)
+        for _ in 0..<150 {
+            let kernel = Size2D(height: Int.random(in: 1...3, using: &generator), width: Int.random(in: 1...4, using: &generator))
+            let params = Reference.Params(stride: Size2D(height: Int.random(in: 1...2, using: &generator), width: 2),
+                                          padding: Size2D(height: Int.random(in: 0...2, using: &generator),
+                                                          width: [0, 1, 3, 17].randomElement(using: &generator)!),
+                                          dilation: Size2D(height: 1, width: Int.random(in: 1...2, using: &generator)))
+            let (height, width) = (Int.random(in: 4...9, using: &generator), Int.random(in: 8...80, using: &generator))
+            guard let g = try? ConvGeometry(batch: 1, channels: 2, height: height, width: width, kernel: kernel,
+                                            stride: params.stride, padding: params.padding, dilation: params.dilation)
+            else { continue }
+            let x = Tensor.random([1, 2, height, width], using: &generator)
+            let whole = Reference.unfold(x, kernel: kernel, params)
+            let top = Int.random(in: 0..<g.outputHeight, using: &generator)
+            let rows = top..<Int.random(in: top + 1...g.outputHeight, using: &generator)
+            let bandWidth = rows.count * g.outputWidth
+            let leadingDimension = bandWidth + 5
+            var band = [Float](repeating: .nan, count: g.columnRows * leadingDimension)
+            x.scalars.withUnsafeBufferPointer { image in
+                band.withUnsafeMutableBufferPointer {
+                    im2col(image: image.baseAddress!, geometry: g, columns: $0.baseAddress!, outputRows: rows,
+                           leadingDimension: leadingDimension, vectorized: vectorized)
+                }
+            }
+            for row in 0..<g.columnRows {
+                let slice = row * g.outputPlaneSize + top * g.outputWidth
+                #expect(Array(band[row * leadingDimension..<row * leadingDimension + bandWidth]) == Array(whole[slice..<slice + bandWidth]),
+                        "\(g) rows \(rows)")
+                #expect(band[row * leadingDimension + bandWidth..<(row + 1) * leadingDimension].allSatisfy { $0.isNaN }, "\(g): wrote past the band")
+            }
+        }
+    }
+
     @Test func stridedDilatedCol2imCountsCoverage() throws {
         // Kernel 2, stride 2, dilation 2 on a 1×6 row: windows start at 0 and 2 and read
         // {0, 2} and {2, 4}; so column-of-ones folds back to coverage counts [1,0,2,0,1,0].

@@ -120,6 +120,18 @@ void kernels_transpose_avx512(const float *source, long rows, long columns, long
 
 /// Asks for the 64-byte line at `address` to be brought into every cache level: for streams
 /// the hardware prefetcher ramps up on too late. A hint only: any address is allowed.
+/// Rows [firstColumnRow, lastColumnRow) of one image's im2col matrix (row `(c·KH + kh)·KW + kw`
+/// at `columns + row·leadingDimension`) for output rows [rowBegin, rowEnd), the column of output
+/// (oh, ow) being `(oh − rowBegin)·outputWidth + ow`, for a layer whose horizontal stride is 2:
+/// the input pixel each tap sees, zero in the padding. `image` is `[channels][height][width]`.
+/// Reads nothing outside the image. Requires kernels_simd_has_avx512f().
+void kernels_im2col_stride2_avx512(const float *image, long height, long width,
+                                   long kernelHeight, long kernelWidth, long strideHeight,
+                                   long paddingHeight, long paddingWidth, long dilationHeight, long dilationWidth,
+                                   long outputWidth, long rowBegin, long rowEnd,
+                                   long firstColumnRow, long lastColumnRow,
+                                   float *columns, long leadingDimension);
+
 static inline void kernels_prefetch(const void *address) { __builtin_prefetch(address, 0, 3); }
 
 #endif

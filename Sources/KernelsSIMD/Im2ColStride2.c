@@ -1,0 +1,79 @@
+#include "KernelsSIMD.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+
+#include <immintrin.h>
+#include <stdint.h>
+
+// im2col for layers with a horizontal stride of 2, 16 output columns per step: two masked
+// loads cover the 31 input columns they read (lanes in the padding or past the row load as
+// zero), one permute keeps the even ones. The scalar path paid a function call, two zero fills
+// and a range check per output row: on 7×7 and 14×14 outputs (runs of 7 or 14 floats) its
+// im2col took a sixth of the forward pass.
+
+#define TARGET __attribute__((target("avx512f,avx2,fma")))
+
+/// Lanes [lo, hi) of a 32-lane mask, clamped to [0, 32].
+static inline uint32_t laneRange(long lo, long hi) {
+    lo = lo < 0 ? 0 : lo;
+    hi = hi > 32 ? 32 : hi;
+    if (lo >= hi) return 0;
+    const uint32_t below = hi == 32 ? 0xFFFFFFFFu : (1u << hi) - 1;
+    return below & ~((1u << lo) - 1);
+}
+
+TARGET void kernels_im2col_stride2_avx512(const float *image, long height, long width,
+                                          long kernelHeight, long kernelWidth, long strideHeight,
+                                          long paddingHeight, long paddingWidth, long dilationHeight, long dilationWidth,
+                                          long outputWidth, long rowBegin, long rowEnd,
+                                          long firstColumnRow, long lastColumnRow,
+                                          float *columns, long leadingDimension) {
+    const __m512i evens = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512 zero = _mm512_setzero_ps();
+    const long taps = kernelHeight * kernelWidth;
+    for (long columnRow = firstColumnRow; columnRow < lastColumnRow; columnRow++) {
+        const long channel = columnRow / taps;
+        const long kh = (columnRow / kernelWidth) % kernelHeight;
+        const long kw = columnRow % kernelWidth;
+        const float *plane = image + channel * height * width;
+        const long rowOffset = kh * dilationHeight - paddingHeight;
+        const long columnOffset = kw * dilationWidth - paddingWidth;
+        float *row = columns + columnRow * leadingDimension;
+        for (long oh = rowBegin; oh < rowEnd; oh++) {
+            float *destination = row + (oh - rowBegin) * outputWidth;
+            const long ih = oh * strideHeight + rowOffset;
+            for (long ow = 0; ow < outputWidth; ow += 16) {
+                const long count = outputWidth - ow < 16 ? outputWidth - ow : 16;
+                const __mmask16 store = (__mmask16)(count == 16 ? 0xFFFF : (1u << count) - 1);
+                if (ih < 0 || ih >= height) {
+                    _mm512_mask_storeu_ps(destination + ow, store, zero);
+                    continue;
+                }
+                // Lane l reads input column base + l; only the 2·count − 1 lanes the even
+                // outputs need, and only those inside the row.
+                const long base = 2 * ow + columnOffset;
+                const uint32_t lanes = laneRange(-base, width - base) & laneRange(0, 2 * count - 1);
+                // Masked-off lanes are never touched, so the address may lie before the row.
+                const float *source = (const float *)((uintptr_t)(plane + ih * width) + (uintptr_t)(base * (long)sizeof(float)));
+                const __m512 low = _mm512_maskz_loadu_ps((__mmask16)(lanes & 0xFFFF), source);
+                const __m512 high = _mm512_maskz_loadu_ps((__mmask16)(lanes >> 16), (const float *)((uintptr_t)source + 16 * sizeof(float)));
+                _mm512_mask_storeu_ps(destination + ow, store, _mm512_permutex2var_ps(low, evens, high));
+            }
+        }
+    }
+}
+
+#else
+
+void kernels_im2col_stride2_avx512(const float *image, long height, long width,
+                                   long kernelHeight, long kernelWidth, long strideHeight,
+                                   long paddingHeight, long paddingWidth, long dilationHeight, long dilationWidth,
+                                   long outputWidth, long rowBegin, long rowEnd,
+                                   long firstColumnRow, long lastColumnRow,
+                                   float *columns, long leadingDimension) {
+    (void)image; (void)height; (void)width; (void)kernelHeight; (void)kernelWidth; (void)strideHeight;
+    (void)paddingHeight; (void)paddingWidth; (void)dilationHeight; (void)dilationWidth; (void)outputWidth;
+    (void)rowBegin; (void)rowEnd; (void)firstColumnRow; (void)lastColumnRow; (void)columns; (void)leadingDimension;
+}
+
+#endif
