@@ -3,7 +3,7 @@ import Testing
 
 /// The phase-split forward pass and weight gradient of strided layers (AVX-512 CPUs) against the
 /// float64 reference:
-/// stride 2 and 3, a rectangular stride, dilation, odd, even and no padding, odd widths, partial
+/// stride 2 and 3, a rectangular stride, dilation, odd (1 and 3), even and no padding, odd widths, partial
 /// blocks of 6 filters, one image (filters split across cores) and several (images split), and
 /// several images through one copy buffer (its zero padding written once).
 @Suite struct ImplicitConvolutionTests {
@@ -14,6 +14,7 @@ import Testing
         ([2, 9, 40, 70], 11, 3, Size2D(height: 2, width: 1), 1, 1),               // stride 2 down, 1 across
         ([2, 6, 51, 49], 7, 3, 2, Size2D(height: 1, width: 2), 1),                // even padding across, odd width
         ([1, 5, 56, 57], 6, 3, 2, 0, 1),                                          // no padding
+        ([2, 6, 40, 75], 6, 5, 2, Size2D(height: 2, width: 3), 1),                // odd padding past one pixel, 2 steps of 32
     ]
 
     typealias Case = (input: [Int], filters: Int, kernel: Size2D, stride: Size2D, padding: Size2D, dilation: Size2D)

@@ -132,6 +132,12 @@ void kernels_im2col_stride2_avx512(const float *image, long height, long width,
                                    long firstColumnRow, long lastColumnRow,
                                    float *columns, long leadingDimension);
 
+/// One image row into its two column phases at stride 2: pixel `x` (of `width`) goes to
+/// `even` (x + padding even) or `odd`, at column `(x + padding) / 2`, dropped from `length` on.
+/// Writes nothing else. Requires kernels_simd_has_avx512f().
+void kernels_deinterleave_avx512(const float *source, long width, long padding,
+                                 float *even, float *odd, long length);
+
 static inline void kernels_prefetch(const void *address) { __builtin_prefetch(address, 0, 3); }
 
 #endif

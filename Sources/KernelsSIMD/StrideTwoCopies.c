@@ -5,11 +5,13 @@
 #include <immintrin.h>
 #include <stdint.h>
 
-// im2col for layers with a horizontal stride of 2, 16 output columns per step: two masked
-// loads cover the 31 input columns they read (lanes in the padding or past the row load as
-// zero), one permute keeps the even ones. The scalar path paid a function call, two zero fills
-// and a range check per output row: on 7×7 and 14×14 outputs (runs of 7 or 14 floats) its
-// im2col took a sixth of the forward pass.
+// The copies of layers with a horizontal stride of 2, which pick every other pixel of a row:
+// two masked loads cover 32 input pixels (lanes in the padding or past the row load as zero),
+// one permute keeps the even (or odd) ones, 16 per step.
+//
+// im2col: the scalar path paid a function call, two zero fills and a range check per output
+// row; on 7×7 and 14×14 outputs (runs of 7 or 14 floats) its im2col took a sixth of the
+// forward pass.
 
 #define TARGET __attribute__((target("avx512f,avx2,fma")))
 
@@ -22,13 +24,16 @@ static inline uint32_t laneRange(long lo, long hi) {
     return below & ~((1u << lo) - 1);
 }
 
+static const int evenLanes[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+static const int oddLanes[16] = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
+
 TARGET void kernels_im2col_stride2_avx512(const float *image, long height, long width,
                                           long kernelHeight, long kernelWidth, long strideHeight,
                                           long paddingHeight, long paddingWidth, long dilationHeight, long dilationWidth,
                                           long outputWidth, long rowBegin, long rowEnd,
                                           long firstColumnRow, long lastColumnRow,
                                           float *columns, long leadingDimension) {
-    const __m512i evens = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i evens = _mm512_loadu_si512(evenLanes);
     const __m512 zero = _mm512_setzero_ps();
     const long taps = kernelHeight * kernelWidth;
     for (long columnRow = firstColumnRow; columnRow < lastColumnRow; columnRow++) {
@@ -63,6 +68,26 @@ TARGET void kernels_im2col_stride2_avx512(const float *image, long height, long 
     }
 }
 
+TARGET void kernels_deinterleave_avx512(const float *source, long width, long padding,
+                                        float *even, float *odd, long length) {
+    const __m512i evens = _mm512_loadu_si512(evenLanes);
+    const __m512i odds = _mm512_loadu_si512(oddLanes);
+    long x = padding % 2;
+    if (x == 1 && padding / 2 < length) odd[padding / 2] = source[0];
+    // From here pixel x + 2i goes to even[column + i] and pixel x + 2i + 1 to odd[column + i].
+    for (long column = (x + padding) / 2; x < width && column < length; x += 32, column += 16) {
+        const uint32_t lanes = laneRange(0, width - x);
+        const __m512 low = _mm512_maskz_loadu_ps((__mmask16)(lanes & 0xFFFF), source + x);
+        const __m512 high = _mm512_maskz_loadu_ps((__mmask16)(lanes >> 16), source + x + 16);
+        const long columns = length - column < 16 ? length - column : 16;
+        // Output i takes pixel x + 2i (even) or x + 2i + 1 (odd): only those inside the row.
+        const long evenCount = (width - x + 1) / 2 < columns ? (width - x + 1) / 2 : columns;
+        const long oddCount = (width - x) / 2 < columns ? (width - x) / 2 : columns;
+        _mm512_mask_storeu_ps(even + column, (__mmask16)laneRange(0, evenCount), _mm512_permutex2var_ps(low, evens, high));
+        _mm512_mask_storeu_ps(odd + column, (__mmask16)laneRange(0, oddCount), _mm512_permutex2var_ps(low, odds, high));
+    }
+}
+
 #else
 
 void kernels_im2col_stride2_avx512(const float *image, long height, long width,
@@ -74,6 +99,11 @@ void kernels_im2col_stride2_avx512(const float *image, long height, long width,
     (void)image; (void)height; (void)width; (void)kernelHeight; (void)kernelWidth; (void)strideHeight;
     (void)paddingHeight; (void)paddingWidth; (void)dilationHeight; (void)dilationWidth; (void)outputWidth;
     (void)rowBegin; (void)rowEnd; (void)firstColumnRow; (void)lastColumnRow; (void)columns; (void)leadingDimension;
+}
+
+void kernels_deinterleave_avx512(const float *source, long width, long padding,
+                                 float *even, float *odd, long length) {
+    (void)source; (void)width; (void)padding; (void)even; (void)odd; (void)length;
 }
 
 #endif
