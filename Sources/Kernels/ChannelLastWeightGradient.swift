@@ -1,6 +1,7 @@
-/// The weight gradient of a stride-1 layer with a large kernel and few channels on AVX-512 CPUs
-/// (the direct kernel's layers, such as 16 → 16 channels 7×7 or 32 → 32 channels 5×5), as
-/// ``ProductKernel`` products over a channel-last copy of each image.
+/// The weight gradient of stride-1 layers with a kernel row of 64+ floats on AVX-512 CPUs (the
+/// direct kernel's layers, such as 16 → 16 channels 7×7 or 32 → 32 channels 5×5, and the
+/// im2col layers Winograd does not take, such as 96 → 256 channels 5×5), as ``ProductKernel``
+/// products over a channel-last copy of each image.
 ///
 /// With the image copied zero-padded as `[y][x][c]`, the inputs output `(oh, ow)` meets through
 /// kernel row `kh` (every `kw`, every channel) are `KW·C` contiguous floats at
@@ -11,16 +12,33 @@
 /// Minima of 5 alternating `prof` runs, 8×16×64×64 → 16 7×7: one thread 7.72 → 5.26 ms
 /// (PyTorch about 5.5), two 4.81 → 3.60; 8×32×64×64 → 32 5×5: one thread 16.4 → 11.0 ms,
 /// two 7.55 → 7.32.
+///
+/// Against im2col + OpenBLAS, which writes a `C·KH·KW × P` column matrix per image (7 MB for
+/// 96 channels 5×5 over 27×27) and packs it again before its GEMM, the copy here is the image's
+/// own size (minima of 3 alternating runs, two threads unless said): 8×96×27×27 → 256 5×5
+/// 27.8 → 23.4 ms (one thread 54.0 → 45.5; PyTorch 43.4), 8×64×28×28 → 64 7×7 14.8 → 8.2,
+/// 8×64×32×32 → 128 5×5 15.3 → 11.2, 8×48×27×27 → 128 5×5 8.4 → 5.7, 8×64×32×32 → 8 3×3
+/// 2.05 → 0.40, one image 1×64×56×56 → 64 7×7 7.8 → 5.2 and 1×96×27×27 → 256 5×5 4.9 → 4.7.
 struct ChannelLastWeightGradient {
     let geometry: ConvGeometry
     let filters: Int
     let product: ProductKernel
 
-    /// Whether this layer's weight gradient runs here: stride 1, no dilation, and a kernel row of
-    /// at least 64 floats (`KW·C`), so a product is at least one full block of the kernel wide.
+    /// Whether this layer's weight gradient runs here: stride 1, no dilation, a kernel larger
+    /// than 1×1 (a pointwise layer's image already is its column matrix), a kernel row of at
+    /// least 64 floats (`KW·C`), so a product is at least one full block of the kernel wide, and
+    /// a padded copy of at most ``maximumCopyFloats`` (padding far beyond the image could make
+    /// it huge, or overflow).
     static func applies(to g: ConvGeometry) -> Bool {
-        g.stride == 1 && g.dilation == 1 && g.kernel.width * g.channels >= 64
+        guard g.stride == 1, g.dilation == 1, g.kernel.height * g.kernel.width > 1,
+              g.kernel.width * g.channels >= 64 else { return false }
+        let (plane, planeOverflow) = (g.height + 2 * g.padding.height).multipliedReportingOverflow(by: g.width + 2 * g.padding.width)
+        let (copy, copyOverflow) = plane.multipliedReportingOverflow(by: g.channels)
+        return !planeOverflow && !copyOverflow && copy <= maximumCopyFloats
     }
+
+    /// Largest channel-last copy of one image (64 MiB): far above any real layer's.
+    static let maximumCopyFloats = 1 << 24
 
     private var paddedWidth: Int { geometry.width + 2 * geometry.padding.width }
     private var paddedHeight: Int { geometry.height + 2 * geometry.padding.height }

@@ -6,13 +6,13 @@
 /// other side (`batch × filters × outputHeight × outputWidth`), and the weight is
 /// `filters × geometry.columnRows`, row-major. Buffers are assumed valid: callers validate.
 ///
-/// Five algorithms, chosen by shape:
+/// Six algorithms, chosen by shape:
 /// - 3×3 stride-1 with enough channels: Winograd F(2×2, 3×3) for all passes (``WinogradF2x3``).
 /// - few input channels, or a 5×5+ stride-1 kernel with few filters, on AVX2 CPUs: a direct
 ///   convolution (``DirectConvolution``) for the forward pass and the weight gradient, and for
-///   the backward-data pass of stride-1 layers where the rotated kernel qualifies too; on AVX-512
-///   CPUs the weight gradient of those with kernel rows of 64+ floats by the product kernel
-///   (``ChannelLastWeightGradient``).
+///   the backward-data pass of stride-1 layers where the rotated kernel qualifies too.
+/// - the weight gradient of other stride-1 layers with kernel rows of 64+ floats (`KW·C`) on
+///   AVX-512 CPUs: products over a channel-last copy (``ChannelLastWeightGradient``).
 /// - strided layers on AVX-512 CPUs: the forward pass and the weight gradient as products over
 ///   a phase-split copy of each image (``ImplicitConvolution``); backward-data as below.
 /// - 1×1 stride-1 unpadded: the image is its own column matrix; each pass is a plain GEMM
@@ -59,11 +59,11 @@ struct ConvolutionEngine {
         return implicit.pays ? implicit : nil
     }
 
-    /// Stride-1 layers the direct kernel takes, with a kernel row of 64+ floats (`KW·C`), on
-    /// AVX-512 CPUs: the weight gradient by the product kernel over a channel-last copy (see
-    /// ``ChannelLastWeightGradient``).
+    /// Stride-1 layers larger than 1×1 with a kernel row of 64+ floats (`KW·C`) that Winograd
+    /// does not take, on AVX-512 CPUs: the weight gradient by the product kernel over a
+    /// channel-last copy (see ``ChannelLastWeightGradient``).
     var channelLastWeightGradient: ChannelLastWeightGradient? {
-        guard forwardDirect != nil, let product = ProductKernel.preferred,
+        guard backend == .openBLAS, !usesWinograd, let product = ProductKernel.preferred,
               ChannelLastWeightGradient.applies(to: geometry) else { return nil }
         return ChannelLastWeightGradient(geometry: geometry, filters: filters, product: product)
     }
