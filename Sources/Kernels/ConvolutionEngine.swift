@@ -14,7 +14,9 @@
 /// - the weight gradient of other stride-1 layers with kernel rows of 64+ floats (`KW·C`) on
 ///   AVX-512 CPUs: products over a channel-last copy (``ChannelLastWeightGradient``).
 /// - strided layers on AVX-512 CPUs: the forward pass and the weight gradient as products over
-///   a phase-split copy of each image (``ImplicitConvolution``); backward-data as below.
+///   a phase-split copy of each image (``ImplicitConvolution``); backward-data as below. The
+///   same products for the forward and backward-data passes of stride-1 layers whose weight
+///   stays in L2 (the backward-data pass as a forward pass on the rotated kernels).
 /// - 1×1 stride-1 unpadded: the image is its own column matrix; each pass is a plain GEMM
 ///   (on AVX-512 CPUs, where it pays, the product kernel instead: ``PointwiseProduct``,
 ///   ``PointwiseWeightGradient``).
@@ -50,9 +52,9 @@ struct ConvolutionEngine {
             ? DirectConvolution(geometry: geometry, filters: filters) : nil
     }
 
-    /// Strided layers on AVX-512 CPUs that neither Winograd nor the direct kernel takes: the
-    /// forward pass as one product per image over a phase-split copy, without im2col (see
-    /// ``ImplicitConvolution/pays``).
+    /// Layers on AVX-512 CPUs that neither Winograd nor the direct kernel takes, strided or with
+    /// a weight that stays in L2: the forward pass as one product per image over a phase-split
+    /// copy, without im2col (see ``ImplicitConvolution/pays``).
     var forwardImplicit: ImplicitConvolution? {
         guard backend == .openBLAS, let product = ProductKernel.preferred, !usesWinograd, forwardDirect == nil else { return nil }
         let implicit = ImplicitConvolution(geometry: geometry, filters: filters, product: product)
@@ -83,23 +85,50 @@ struct ConvolutionEngine {
         return pointwise.pays ? pointwise : nil
     }
 
-    /// Stride-1 layers whose backward-data pass the direct kernel runs: that pass is a forward
-    /// convolution of the output gradient (`filters` channels) with each kernel rotated by 180°
-    /// and the channel axes swapped, padded by `d·(k − 1) − p` (as Winograd's backward pass).
-    var backwardDataDirect: DirectConvolution? {
+    /// The backward-data pass of a stride-1 layer (not Winograd's) as a forward convolution: of
+    /// the output gradient (`filters` channels) with each kernel rotated by 180° and the channel
+    /// axes swapped, padded by `d·(k − 1) − p` (as Winograd's backward pass). Nil where that
+    /// convolution's output is not the image: padding beyond the kernel's reach, or a transposed
+    /// layer's output padding (those stay on col2im).
+    private var rotatedGeometry: ConvGeometry? {
         let g = geometry
         guard g.stride == 1, !usesWinograd else { return nil }
         let padding = Size2D(height: g.dilation.height * (g.kernel.height - 1) - g.padding.height,
                              width: g.dilation.width * (g.kernel.width - 1) - g.padding.width)
-        // Padding beyond the kernel's reach, or a transposed layer's output padding, leave the
-        // rotated convolution's output a different size from the image: those stay on col2im.
         guard padding.height >= 0, padding.width >= 0,
               let rotated = try? ConvGeometry(batch: g.batch, channels: filters, height: g.outputHeight, width: g.outputWidth,
                                               kernel: g.kernel, padding: padding, dilation: g.dilation),
-              rotated.outputHeight == g.height, rotated.outputWidth == g.width,
-              DirectConvolution.applies(to: rotated, filters: g.channels, backend: backend) else { return nil }
-        return DirectConvolution(geometry: rotated, filters: g.channels)
+              rotated.outputHeight == g.height, rotated.outputWidth == g.width else { return nil }
+        return rotated
     }
+
+    /// Stride-1 layers whose backward-data pass (``rotatedGeometry``) the direct kernel runs.
+    var backwardDataDirect: DirectConvolution? {
+        guard let rotated = rotatedGeometry,
+              DirectConvolution.applies(to: rotated, filters: geometry.channels, backend: backend) else { return nil }
+        return DirectConvolution(geometry: rotated, filters: geometry.channels)
+    }
+
+    /// Stride-1 layers whose backward-data pass (``rotatedGeometry``) the direct kernel does not
+    /// take and the product kernel does, as a forward pass (``ImplicitConvolution/pays``: a
+    /// weight that stays in L2) instead of a GEMM into columns and col2im. Minima of 3 or 4
+    /// alternating runs, 2 threads: 8×64×28×28 → 64 7×7 16.3 → 10.9 ms, 8×64×32×32 → 8 3×3
+    /// 1.28 → 0.39, 8×32×56×56 → 96 5×5 20.9 → 18.6, 8×64×32×32 → 128 5×5 14.0 → 13.3 (one
+    /// thread 28.1 → 25.2).
+    var backwardDataImplicit: ImplicitConvolution? {
+        guard backend == .openBLAS, let product = ProductKernel.preferred, backwardDataDirect == nil,
+              let rotated = rotatedGeometry else { return nil }
+        let implicit = ImplicitConvolution(geometry: rotated, filters: geometry.channels, product: product)
+        return implicit.pays ? implicit : nil
+    }
+
+    /// The forward convolution that runs the backward-data pass on rotated kernels, if one does.
+    var backwardDataRotated: (any ForwardConvolution)? { backwardDataDirect ?? backwardDataImplicit }
+
+    /// Floats the rotated kernels of the backward-data pass take at the start of the workspace:
+    /// a multiple of 16, so what follows starts on a cache line as the workspace does (the
+    /// product kernel's rows run at half speed off the line).
+    private var rotatedWeightFloats: Int { (filters * geometry.columnRows + 15) / 16 * 16 }
 
     /// The forward pass as a Winograd convolution: image side in, filter side out.
     var forwardWinograd: WinogradF2x3 {
@@ -121,13 +150,13 @@ struct ConvolutionEngine {
     /// whole backward call).
     var workspaceCount: Int {
         if usesWinograd { return max(forwardWinograd.workspaceCount, backwardDataWinograd.workspaceCount) }
-        let (direct, backwardDirect) = (forwardDirect, backwardDataDirect)
+        let (direct, backwardRotated) = (forwardDirect, backwardDataRotated)
         // The im2col slices serve every pass the direct kernel does not take.
-        let usesColumns = direct == nil || backwardDirect == nil
+        let usesColumns = direct == nil || backwardRotated == nil
         return max(usesColumns ? imageWorkers * sliceCount : 0, forwardImplicit?.workspaceCount ?? 0,
                    pointwiseWeightGradient?.workspaceCount ?? 0, channelLastWeightGradient?.workspaceCount ?? 0,
                    direct?.workspaceCount ?? 0, direct?.weightGradientWorkspaceCount ?? 0,
-                   backwardDirect.map { filters * geometry.columnRows + $0.workspaceCount } ?? 0)
+                   backwardRotated.map { rotatedWeightFloats + $0.workspaceCount } ?? 0)
     }
 
     /// Threads the im2col and pointwise passes split the batch across. With OpenBLAS and more
@@ -283,11 +312,11 @@ struct ConvolutionEngine {
                                      kernel: .backwardData(weight))
             return
         }
-        if let direct = backwardDataDirect {
+        if let rotated = backwardDataRotated {
             let rotatedWeight = workspace!
             rotateKernels(weight, into: rotatedWeight)
-            direct.forward(input: outputGradient, weight: rotatedWeight, bias: nil, output: inputGradient,
-                           workspace: rotatedWeight + filters * g.columnRows)
+            rotated.forward(input: outputGradient, weight: rotatedWeight, bias: nil, output: inputGradient,
+                            workspace: rotatedWeight + rotatedWeightFloats)
             return
         }
         if let pointwise = pointwiseProduct, pointwise.backwardDataPays {

@@ -2,7 +2,8 @@ import KernelsSIMD
 
 /// The forward pass as one product per image over a phase-split copy of the image, without
 /// im2col: for strided layers on AVX-512 CPUs, where im2col's strided gathers took a sixth of
-/// the pass (resnet-c3s2 forward 4.05 → 3.75 ms, minimum of 6 alternating runs).
+/// the pass (resnet-c3s2 forward 4.05 → 3.75 ms, minimum of 6 alternating runs), and for
+/// stride-1 layers with a small weight (see ``pays``).
 ///
 /// The copy holds each channel zero-padded and split by row and column phase (`y mod s`,
 /// `x mod s`), each phase plane `phaseRows × phaseLength`, `phaseLength = OW + ((KW − 1)·d)/s`.
@@ -68,17 +69,33 @@ struct ImplicitConvolution {
         return pays && !overflow && partial <= Self.maximumPartialFloats
     }
 
-    /// Whether the forward pass of this layer pays to run here: a stride above 1 (at stride 1
-    /// the direct kernel or Winograd serve, or im2col's copies are plain: 8×96×27×27 → 256 5×5
-    /// measured 27.0 → 31.7 ms here, 27.5 with the weight read in 1 MiB stretches of its
-    /// columns), a kernel larger than 1×1 (a strided 1×1 only needs one of its phases), a
-    /// product of ``minimumColumns`` or more, and a copy that fits.
+    /// Whether the forward pass of this layer pays to run here: a kernel larger than 1×1 (a
+    /// strided 1×1 only needs one of its phases), a product of ``minimumColumns`` or more, a
+    /// copy that fits, and either a stride above 1 or a weight of at most
+    /// ``maximumStrideOneWeightFloats``.
+    ///
+    /// At stride 1 (layers neither Winograd nor the direct kernel takes) the product reads the
+    /// weight once per 64 columns, so it has to stay in L2; where it does, im2col + OpenBLAS
+    /// loses more to packing a column matrix that few filters use than the product loses to its
+    /// `phaseLength − OW` throw-away columns per output row. Forward, minima of 3 alternating
+    /// runs, 2 threads: 8×64×28×28 → 64 7×7 14.0 → 10.3 ms, 8×64×32×32 → 8 3×3 2.05 → 0.56,
+    /// 8×64×32×32 → 128 5×5 20.5 → 15.3, 8×32×56×56 → 96 5×5 19.3 → 14.2, one image
+    /// 1×64×56×56 → 64 7×7 7.8 → 5.2, 8×8×64×64 → 128 3×3 3.9 → 3.7; but with a weight past L2,
+    /// 8×96×27×27 → 256 5×5 (2.4 MB) 36.3 → 45.4 and 8×128×28×28 → 128 7×7 (3.2 MB) 55.2 → 57.8.
     var pays: Bool {
         let g = geometry
-        guard g.stride != 1, g.kernel.height * g.kernel.width > 1,
+        guard g.kernel.height * g.kernel.width > 1,
               g.stride.height <= Self.maximumStride, g.stride.width <= Self.maximumStride else { return false }
+        if g.stride == 1 {
+            let (weight, overflow) = filters.multipliedReportingOverflow(by: g.columnRows)
+            guard !overflow, weight <= Self.maximumStrideOneWeightFloats else { return false }
+        }
         return fitsInWorkspace && productColumns >= Self.minimumColumns
     }
+
+    /// Largest weight (`F × C·KH·KW` floats, 1 MiB) of a stride-1 layer whose forward pass runs
+    /// here (see ``pays``).
+    static let maximumStrideOneWeightFloats = 1 << 18
 
     /// Input rows the copy asks for ahead of the one it reads (3 KiB at a width of 56).
     static let prefetchRows = 12

@@ -2,10 +2,10 @@ import Testing
 @testable import Kernels
 
 /// The phase-split forward pass and weight gradient of strided layers (AVX-512 CPUs) against the
-/// float64 reference:
-/// stride 2 and 3, a rectangular stride, dilation, odd (1 and 3), even and no padding, odd widths, partial
-/// blocks of 6 filters, one image (filters split across cores) and several (images split), and
-/// several images through one copy buffer (its zero padding written once).
+/// float64 reference: stride 2 and 3, a rectangular stride, dilation, odd (1 and 3), even and no
+/// padding, odd widths, partial blocks of 6 filters, one image (filters split across cores) and
+/// several (images split), and several images through one copy buffer (its zero padding
+/// written once); and stride-1 layers with a small weight (forward and backward-data).
 @Suite struct ImplicitConvolutionTests {
     static let cases: [Case] = [
         ([3, 6, 48, 48], 7, 3, 2, 1, 1),                                          // resnet-like stride 2
@@ -15,6 +15,15 @@ import Testing
         ([2, 6, 51, 49], 7, 3, 2, Size2D(height: 1, width: 2), 1),                // even padding across, odd width
         ([1, 5, 56, 57], 6, 3, 2, 0, 1),                                          // no padding
         ([2, 6, 40, 75], 6, 5, 2, Size2D(height: 2, width: 3), 1),                // odd padding past one pixel, 2 steps of 32
+    ] + strideOneCases
+
+    /// Stride-1 layers with a small weight that neither Winograd (too few filters, dilation) nor
+    /// the direct kernel (too many filters) takes; their backward-data pass runs here too.
+    static let strideOneCases: [Case] = [
+        ([2, 20, 24, 26], 10, 3, 1, 1, 1),                                        // 3×3, too few filters for Winograd
+        ([2, 8, 30, 28], 12, 3, 1, 2, 2),                                         // dilated
+        ([1, 6, 22, 26], 70, 5, 1, 2, 1),                                         // one image, 70 filters
+        ([3, 9, 21, 19], 17, Size2D(height: 3, width: 5), 1, Size2D(height: 0, width: 2), 1),
     ]
 
     typealias Case = (input: [Int], filters: Int, kernel: Size2D, stride: Size2D, padding: Size2D, dilation: Size2D)
@@ -60,6 +69,24 @@ import Testing
             #expect(dw.shape == weightShape, "\(c)")
             #expect(relativeError(dw.scalars, expected) <= 2e-4, "\(c)")
             #expect(try conv.weightGradient(dy, input: x, weightShape: weightShape).scalars == dw.scalars, "\(c)")
+        }
+    }
+
+    /// The backward-data pass of the stride-1 cases, as a forward pass over the output
+    /// gradient with the kernels rotated: against the transposed convolution's reference.
+    @Test func strideOneBackwardDataMatchesTheReference() throws {
+        var generator = SeededGenerator(seed: 95)
+        for c in Self.strideOneCases {
+            let (conv, weightShape, _) = try Self.layer(c)
+            let engine = try conv.makeEngine(input: c.input, weight: weightShape)
+            #expect((engine.backwardDataImplicit != nil) == (ProductKernel.preferred != nil), "\(c)")
+            let w = Tensor.random(weightShape, using: &generator)
+            let dy = Tensor.random(try conv.outputShape(input: c.input, weight: weightShape), using: &generator)
+            let dx = try conv.inputGradient(dy, inputShape: c.input, weight: w)
+            let expected = Reference.convTranspose2d(dy, w, nil, Reference.Params(stride: c.stride, padding: c.padding, dilation: c.dilation),
+                                                     outputPadding: 0)
+            #expect(expected.shape == c.input, "\(c)")
+            #expect(relativeError(dx.scalars, expected.values) <= 2e-4, "\(c)")
         }
     }
 }
