@@ -34,19 +34,11 @@ import Testing
                 let rows = top..<min(g.outputHeight, top + bandHeight)
                 let width = rows.count * g.outputWidth
                 let leadingDimension = width + 3
-                var band = [Float](repeating: .nan, count: g.columnRows * leadingDimension)
-                x.scalars.withUnsafeBufferPointer { image in
-                    band.withUnsafeMutableBufferPointer {
-                        im2col(image: image.baseAddress!, geometry: g, columns: $0.baseAddress!, outputRows: rows,
-                               leadingDimension: leadingDimension)
-                    }
-                }
+                let band = Self.band(x, g, rows: rows, leadingDimension: leadingDimension)
+                Self.expectBand(band, isSliceOf: whole, g, rows: rows, leadingDimension: leadingDimension, "\(r)")
                 var bandOfC = [Float](repeating: .nan, count: g.columnRows * leadingDimension)
                 for row in 0..<g.columnRows {
                     let slice = row * g.outputPlaneSize + top * g.outputWidth
-                    #expect(Array(band[row * leadingDimension..<row * leadingDimension + width]) == Array(whole[slice..<slice + width]), "\(r) rows \(rows)")
-                    let untouched = band[row * leadingDimension + width..<(row + 1) * leadingDimension].allSatisfy { $0.isNaN }
-                    #expect(untouched, "\(r): wrote past the band")
                     bandOfC.replaceSubrange(row * leadingDimension..<row * leadingDimension + width, with: c.scalars[slice..<slice + width])
                 }
                 bandedImage.withUnsafeMutableBufferPointer {
@@ -114,21 +106,35 @@ import Testing
             let whole = Reference.unfold(x, kernel: kernel, params)
             let top = Int.random(in: 0..<g.outputHeight, using: &generator)
             let rows = top..<Int.random(in: top + 1...g.outputHeight, using: &generator)
-            let bandWidth = rows.count * g.outputWidth
-            let leadingDimension = bandWidth + 5
-            var band = [Float](repeating: .nan, count: g.columnRows * leadingDimension)
-            x.scalars.withUnsafeBufferPointer { image in
-                band.withUnsafeMutableBufferPointer {
-                    im2col(image: image.baseAddress!, geometry: g, columns: $0.baseAddress!, outputRows: rows,
-                           leadingDimension: leadingDimension, vectorized: vectorized)
-                }
+            let leadingDimension = rows.count * g.outputWidth + 5
+            let band = Self.band(x, g, rows: rows, leadingDimension: leadingDimension, vectorized: vectorized)
+            Self.expectBand(band, isSliceOf: whole, g, rows: rows, leadingDimension: leadingDimension, "\(g)")
+        }
+    }
+
+    /// im2col of output rows `rows` of a one-image `x` into a NaN-filled matrix whose rows are
+    /// `leadingDimension` floats apart.
+    static func band(_ x: Tensor, _ g: ConvGeometry, rows: Range<Int>, leadingDimension: Int, vectorized: Bool = true) -> [Float] {
+        var band = [Float](repeating: .nan, count: g.columnRows * leadingDimension)
+        x.scalars.withUnsafeBufferPointer { image in
+            band.withUnsafeMutableBufferPointer {
+                im2col(image: image.baseAddress!, geometry: g, columns: $0.baseAddress!, outputRows: rows,
+                       leadingDimension: leadingDimension, vectorized: vectorized)
             }
-            for row in 0..<g.columnRows {
-                let slice = row * g.outputPlaneSize + top * g.outputWidth
-                #expect(Array(band[row * leadingDimension..<row * leadingDimension + bandWidth]) == Array(whole[slice..<slice + bandWidth]),
-                        "\(g) rows \(rows)")
-                #expect(band[row * leadingDimension + bandWidth..<(row + 1) * leadingDimension].allSatisfy { $0.isNaN }, "\(g): wrote past the band")
-            }
+        }
+        return band
+    }
+
+    /// Each row of `band` holds the band's slice of the whole column matrix `whole`, and the
+    /// rest of the row (up to `leadingDimension`) is untouched (NaN).
+    static func expectBand(_ band: [Float], isSliceOf whole: [Float], _ g: ConvGeometry, rows: Range<Int>,
+                           leadingDimension: Int, _ comment: String) {
+        let width = rows.count * g.outputWidth
+        for row in 0..<g.columnRows {
+            let slice = row * g.outputPlaneSize + rows.lowerBound * g.outputWidth
+            #expect(Array(band[row * leadingDimension..<row * leadingDimension + width]) == Array(whole[slice..<slice + width]),
+                    "\(comment) rows \(rows)")
+            #expect(band[row * leadingDimension + width..<(row + 1) * leadingDimension].allSatisfy { $0.isNaN }, "\(comment): wrote past the band")
         }
     }
 
