@@ -21,6 +21,14 @@ import KernelsSIMD
 /// forward on resnet-c2 and resnet-c4 (11.4 → 16.3 ms and 7.9 → 10.4 ms at batch 8): its 36
 /// transformed planes make the transforms cost more than the GEMM work they save at these sizes.
 ///
+/// Tried and not kept for wide layers on few tiles (512 → 512 channels on 7×7, whose `U` is
+/// 16 MiB): transforming `U` 24 (16, 48) output channels at a time straight into their 16
+/// products while in L2, never writing all of it: forward at batch 1 1.87 → 1.5 ms, but
+/// batch 4 no faster and backward-data slower at every batch (2.1 → 2.4 ms at batch 1: the
+/// rotated kernels' blocks are gathered one input channel at a time); and the products cut
+/// into blocks of 48 or 96 output channels, so each block of `U` is read from memory once for
+/// both 64-tile column blocks: no change (minima of 3 alternating runs).
+///
 /// Layout choice: tiles of one tile-row are contiguous in `V` and `M`, so every transform is a
 /// loop over `tx` with contiguous stores (vectorized by the compiler) and the input is read
 /// through zero-padded row copies (no per-element bounds checks).
