@@ -146,14 +146,25 @@ struct ConvolutionEngine {
                             padding: Size2D(height: 2 - g.padding.height, width: 2 - g.padding.width), backend: backend)
     }
 
+    /// Whether some pass goes through the im2col / GEMM blocks and their slices of the workspace:
+    /// one that no other algorithm takes, in the order ``forward(input:weight:bias:output:workspace:)``,
+    /// ``backwardData(outputGradient:weight:inputGradient:workspace:)`` and
+    /// ``backwardWeight(input:outputGradient:weightGradient:workspace:)`` pick them (Winograd apart).
+    private var usesColumnSlices: Bool {
+        let pointwise = pointwiseProduct
+        let forwardElsewhere = forwardDirect != nil || forwardImplicit != nil || pointwise?.forwardPays == true
+        let backwardDataElsewhere = backwardDataRotated != nil || pointwise?.backwardDataPays == true
+        let weightGradientElsewhere = channelLastWeightGradient != nil || forwardDirect != nil
+            || pointwiseWeightGradient != nil || forwardImplicit?.weightGradientPays == true
+        return !(forwardElsewhere && backwardDataElsewhere && weightGradientElsewhere)
+    }
+
     /// Floats of scratch space the passes need (the largest of them, so one buffer serves a
     /// whole backward call).
     var workspaceCount: Int {
         if usesWinograd { return max(forwardWinograd.workspaceCount, backwardDataWinograd.workspaceCount) }
         let (direct, backwardRotated) = (forwardDirect, backwardDataRotated)
-        // The im2col slices serve every pass the direct kernel does not take.
-        let usesColumns = direct == nil || backwardRotated == nil
-        return max(usesColumns ? imageWorkers * sliceCount : 0, forwardImplicit?.workspaceCount ?? 0,
+        return max(usesColumnSlices ? imageWorkers * sliceCount : 0, forwardImplicit?.workspaceCount ?? 0,
                    pointwiseWeightGradient?.workspaceCount ?? 0, channelLastWeightGradient?.workspaceCount ?? 0,
                    direct?.workspaceCount ?? 0, direct?.weightGradientWorkspaceCount ?? 0,
                    backwardRotated.map { rotatedWeightFloats + $0.workspaceCount } ?? 0)
@@ -269,6 +280,7 @@ struct ConvolutionEngine {
             pointwise.forward(input: input, weight: weight, bias: bias, output: output)
             return
         }
+        assert(usesColumnSlices, "the workspace holds no column slices for this pass")
         let blocking = blocking
         forEachImageRun(workspace: workspace, imageByImage: true) { images, slice, alone in
             blocking.forEachBlock(of: images) { block, rows in
@@ -323,6 +335,7 @@ struct ConvolutionEngine {
             pointwise.backwardData(outputGradient: outputGradient, weight: weight, inputGradient: inputGradient)
             return
         }
+        assert(usesColumnSlices, "the workspace holds no column slices for this pass")
         let blocking = blocking
         forEachImageRun(workspace: workspace, imageByImage: true) { images, slice, alone in
             blocking.forEachBlock(of: images) { block, rows in
@@ -414,6 +427,7 @@ struct ConvolutionEngine {
                                     weightGradient: weightGradient, workspace: workspace!)
             return
         }
+        assert(usesColumnSlices, "the workspace holds no column slices for this pass")
         let blocking = blocking
         let splitsBatch = weightGradientSplitsBatch
         // Several threads each accumulate a partial sum in their slice, added up at the end.
