@@ -166,6 +166,19 @@ TARGET void NAME(kernels_direct_convolution)(const float *padded, long rowStride
 /// prefetcher.
 #define PRODUCT_A_LINES (PRODUCT_DEPTH / 16 + 1)
 
+/// One step of a product block: row `t` of `B` times column `t` of the block's rows of `A`.
+#define PRODUCT_STEP                                                                                   \
+    {                                                                                                  \
+        const float *x = input + taps[t];                                                              \
+        const float *w = weights + aColumn * t;                                                        \
+        const VEC x0 = PRODUCT_LOAD(0);                                                                \
+        const VEC x1 = vectors > 1 ? PRODUCT_LOAD(1) : x0;                                             \
+        const VEC x2 = vectors > 2 ? PRODUCT_LOAD(2) : x0;                                             \
+        const VEC x3 = vectors > 3 ? PRODUCT_LOAD(3) : x0;                                             \
+        VEC weight;                                                                                    \
+        FOR_FILTERS(PRODUCT_MULTIPLY)                                                                  \
+    }
+
 /// BLOCK for the product, adding to `C` when `accumulate`, and prefetching the piece of
 /// `B` the product reads next: row block `r` fetches lines r·k to (r + 1)·k of its
 /// `aheadLines`, so the rows of `B` (many separate streams, more than the hardware prefetcher
@@ -180,19 +193,18 @@ TARGET void NAME(kernels_direct_convolution)(const float *padded, long rowStride
         const MASK tail = V_MASK(lastCount);                                                                   \
         FOR_FILTERS(PRODUCT_ROW)                                                                               \
         FOR_FILTERS(DECLARE)                                                                                   \
-        for (long t = 0; t < tapCount; t++) {                                                                  \
-            const float *x = input + taps[t];                                                                  \
-            const float *w = weights + aColumn * t;                                                            \
+        /* The steps that prefetch a line come first, in a loop of their own: most blocks have      \
+           none, and checking each step kept the loop's pointers on the stack. */                      \
+        const long prefetching = aheadLines - firstLine;                                                       \
+        const long prefetchEnd = prefetching < 0 ? 0 : prefetching < tapCount ? prefetching : tapCount;       \
+        long t = 0;                                                                                            \
+        for (; t < prefetchEnd; t++) {                                                                         \
             const long line = firstLine + t;                                                                   \
-            if (line < aheadLines) {                                                                           \
-                _mm_prefetch((const char *)(ahead + aheadTaps[line / PRODUCT_LINES] + line % PRODUCT_LINES * 16), _MM_HINT_T0); \
-            }                                                                                                  \
-            const VEC x0 = PRODUCT_LOAD(0);                                                                    \
-            const VEC x1 = vectors > 1 ? PRODUCT_LOAD(1) : x0;                                                 \
-            const VEC x2 = vectors > 2 ? PRODUCT_LOAD(2) : x0;                                                 \
-            const VEC x3 = vectors > 3 ? PRODUCT_LOAD(3) : x0;                                                 \
-            VEC weight;                                                                                        \
-            FOR_FILTERS(PRODUCT_MULTIPLY)                                                                      \
+            _mm_prefetch((const char *)(ahead + aheadTaps[line / PRODUCT_LINES] + line % PRODUCT_LINES * 16), _MM_HINT_T0); \
+            PRODUCT_STEP                                                                                       \
+        }                                                                                                      \
+        for (; t < tapCount; t++) {                                                                            \
+            PRODUCT_STEP                                                                                       \
         }                                                                                                      \
         if (accumulate) {                                                                                      \
             FOR_FILTERS(PRODUCT_ACCUMULATE)                                                                    \
