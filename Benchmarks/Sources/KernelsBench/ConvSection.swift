@@ -34,10 +34,12 @@ struct ConvSection {
             "  (forward: F×OH·OW×C·KH·KW; backward-input: Wᵀ·dY; backward-weight: dY·colsᵀ).",
             "  Above 100%: 3×3 stride-1 layers with ≥ 16 channels run Winograd F(2×2, 3×3), 2.25× fewer multiplies than that GEMM;",
             "  layers with ≤ 4 input channels, or 5×5+ stride-1 kernels with 8–64 filters, run a direct AVX2 or AVX-512 kernel (forward, backward-weight, and backward-input at stride 1);",
-            "  on AVX-512 CPUs Winograd's products are Kernels' own kernels, strided forward and weight-gradient passes products over a",
-            "  phase-split copy (no im2col), and 1×1 weight gradients the same kernel over each image in place.",
+            "  on AVX-512 CPUs Winograd's products are Kernels' own kernels, strided forward and weight-gradient passes (and the forward",
+            "  and backward-input passes of stride-1 layers with a weight of ≤ 1 MiB) products over a phase-split copy (no im2col),",
+            "  stride-1 weight gradients with kernel rows of 64+ floats products over a channel-last copy, and 1×1 passes the same",
+            "  kernel over each image in place where it pays.",
             "workspace = Conv2D.workspaceByteCount: scratch per call (one block's column matrix per thread, one group of Winograd tiles,",
-            "  or one padded or phase-split image per thread for the direct and strided kernels),",
+            "  or one padded, channel-last or phase-split image per thread for the direct and product kernels),",
             "  bounded whatever N; output tensors not counted.",
         ]
         report.table(table)
