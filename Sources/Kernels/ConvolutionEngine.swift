@@ -146,28 +146,86 @@ struct ConvolutionEngine {
                             padding: Size2D(height: 2 - g.padding.height, width: 2 - g.padding.width), backend: backend)
     }
 
-    /// Whether some pass goes through the im2col / GEMM blocks and their slices of the workspace:
-    /// one that no other algorithm takes, in the order ``forward(input:weight:bias:output:workspace:)``,
-    /// ``backwardData(outputGradient:weight:inputGradient:workspace:)`` and
-    /// ``backwardWeight(input:outputGradient:weightGradient:workspace:)`` pick them (Winograd apart).
+    /// What runs the forward pass (Winograd apart, which runs all three): the first that takes
+    /// the layer, else im2col + GEMM blocks (`columns`).
+    enum ForwardPath {
+        case winograd
+        case convolution(any ForwardConvolution)
+        case pointwise(PointwiseProduct)
+        case columns
+    }
+
+    /// What runs the backward-data pass: Winograd, a forward convolution on the rotated kernels,
+    /// the pointwise product, else GEMM blocks and col2im (`columns`).
+    enum BackwardDataPath {
+        case winograd
+        case rotated(any ForwardConvolution)
+        case pointwise(PointwiseProduct)
+        case columns
+    }
+
+    /// What runs the weight gradient, else im2col + GEMM blocks (`columns`).
+    enum WeightGradientPath {
+        case winograd
+        case channelLast(ChannelLastWeightGradient)
+        case direct(DirectConvolution)
+        case pointwise(PointwiseWeightGradient)
+        case implicit(ImplicitConvolution)
+        case columns
+    }
+
+    var forwardPath: ForwardPath {
+        if usesWinograd { return .winograd }
+        if let direct = forwardDirect { return .convolution(direct) }
+        if let implicit = forwardImplicit { return .convolution(implicit) }
+        if let pointwise = pointwiseProduct, pointwise.forwardPays { return .pointwise(pointwise) }
+        return .columns
+    }
+
+    var backwardDataPath: BackwardDataPath {
+        if usesWinograd { return .winograd }
+        if let rotated = backwardDataRotated { return .rotated(rotated) }
+        if let pointwise = pointwiseProduct, pointwise.backwardDataPays { return .pointwise(pointwise) }
+        return .columns
+    }
+
+    var weightGradientPath: WeightGradientPath {
+        if usesWinograd { return .winograd }
+        if let channelLast = channelLastWeightGradient { return .channelLast(channelLast) }
+        if let direct = forwardDirect { return .direct(direct) }
+        if let pointwise = pointwiseWeightGradient { return .pointwise(pointwise) }
+        if let implicit = forwardImplicit, implicit.weightGradientPays { return .implicit(implicit) }
+        return .columns
+    }
+
+    /// Whether some pass goes through the im2col / GEMM blocks, whose slices the workspace then holds.
     private var usesColumnSlices: Bool {
-        let pointwise = pointwiseProduct
-        let forwardElsewhere = forwardDirect != nil || forwardImplicit != nil || pointwise?.forwardPays == true
-        let backwardDataElsewhere = backwardDataRotated != nil || pointwise?.backwardDataPays == true
-        let weightGradientElsewhere = channelLastWeightGradient != nil || forwardDirect != nil
-            || pointwiseWeightGradient != nil || forwardImplicit?.weightGradientPays == true
-        return !(forwardElsewhere && backwardDataElsewhere && weightGradientElsewhere)
+        if case .columns = forwardPath { return true }
+        if case .columns = backwardDataPath { return true }
+        if case .columns = weightGradientPath { return true }
+        return false
     }
 
     /// Floats of scratch space the passes need (the largest of them, so one buffer serves a
     /// whole backward call).
     var workspaceCount: Int {
         if usesWinograd { return max(forwardWinograd.workspaceCount, backwardDataWinograd.workspaceCount) }
-        let (direct, backwardRotated) = (forwardDirect, backwardDataRotated)
-        return max(usesColumnSlices ? imageWorkers * sliceCount : 0, forwardImplicit?.workspaceCount ?? 0,
-                   pointwiseWeightGradient?.workspaceCount ?? 0, channelLastWeightGradient?.workspaceCount ?? 0,
-                   direct?.workspaceCount ?? 0, direct?.weightGradientWorkspaceCount ?? 0,
-                   backwardRotated.map { rotatedWeightFloats + $0.workspaceCount } ?? 0)
+        let forward = switch forwardPath {
+        case .convolution(let convolution): convolution.workspaceCount
+        case .winograd, .pointwise, .columns: 0
+        }
+        let backwardData = switch backwardDataPath {
+        case .rotated(let rotated): rotatedWeightFloats + rotated.workspaceCount
+        case .winograd, .pointwise, .columns: 0
+        }
+        let weightGradient = switch weightGradientPath {
+        case .channelLast(let channelLast): channelLast.workspaceCount
+        case .direct(let direct): direct.weightGradientWorkspaceCount
+        case .pointwise(let pointwise): pointwise.workspaceCount
+        case .implicit(let implicit): implicit.workspaceCount
+        case .winograd, .columns: 0
+        }
+        return max(usesColumnSlices ? imageWorkers * sliceCount : 0, forward, backwardData, weightGradient)
     }
 
     /// Threads the im2col and pointwise passes split the batch across. With OpenBLAS and more
@@ -263,24 +321,16 @@ struct ConvolutionEngine {
     func forward(input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                  output: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>?) {
         let g = geometry
-        if usesWinograd {
-            forwardWinograd.run(input: input, output: output, bias: bias, workspace: workspace!,
-                                kernel: .forward(weight))
-            return
+        switch forwardPath {
+        case .winograd:
+            return forwardWinograd.run(input: input, output: output, bias: bias, workspace: workspace!, kernel: .forward(weight))
+        case .convolution(let convolution):
+            return convolution.forward(input: input, weight: weight, bias: bias, output: output, workspace: workspace!)
+        case .pointwise(let pointwise):
+            return pointwise.forward(input: input, weight: weight, bias: bias, output: output)
+        case .columns:
+            break
         }
-        if let direct = forwardDirect {
-            direct.forward(input: input, weight: weight, bias: bias, output: output, workspace: workspace!)
-            return
-        }
-        if let implicit = forwardImplicit {
-            implicit.forward(input: input, weight: weight, bias: bias, output: output, workspace: workspace!)
-            return
-        }
-        if let pointwise = pointwiseProduct, pointwise.forwardPays {
-            pointwise.forward(input: input, weight: weight, bias: bias, output: output)
-            return
-        }
-        assert(usesColumnSlices, "the workspace holds no column slices for this pass")
         let blocking = blocking
         forEachImageRun(workspace: workspace, imageByImage: true) { images, slice, alone in
             blocking.forEachBlock(of: images) { block, rows in
@@ -319,23 +369,20 @@ struct ConvolutionEngine {
     func backwardData(outputGradient: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                       inputGradient: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>?) {
         let g = geometry
-        if usesWinograd {
-            backwardDataWinograd.run(input: outputGradient, output: inputGradient, bias: nil, workspace: workspace!,
-                                     kernel: .backwardData(weight))
-            return
-        }
-        if let rotated = backwardDataRotated {
+        switch backwardDataPath {
+        case .winograd:
+            return backwardDataWinograd.run(input: outputGradient, output: inputGradient, bias: nil, workspace: workspace!,
+                                            kernel: .backwardData(weight))
+        case .rotated(let rotated):
             let rotatedWeight = workspace!
             rotateKernels(weight, into: rotatedWeight)
-            rotated.forward(input: outputGradient, weight: rotatedWeight, bias: nil, output: inputGradient,
-                            workspace: rotatedWeight + rotatedWeightFloats)
-            return
+            return rotated.forward(input: outputGradient, weight: rotatedWeight, bias: nil, output: inputGradient,
+                                   workspace: rotatedWeight + rotatedWeightFloats)
+        case .pointwise(let pointwise):
+            return pointwise.backwardData(outputGradient: outputGradient, weight: weight, inputGradient: inputGradient)
+        case .columns:
+            break
         }
-        if let pointwise = pointwiseProduct, pointwise.backwardDataPays {
-            pointwise.backwardData(outputGradient: outputGradient, weight: weight, inputGradient: inputGradient)
-            return
-        }
-        assert(usesColumnSlices, "the workspace holds no column slices for this pass")
         let blocking = blocking
         forEachImageRun(workspace: workspace, imageByImage: true) { images, slice, alone in
             blocking.forEachBlock(of: images) { block, rows in
@@ -404,30 +451,23 @@ struct ConvolutionEngine {
             weightGradient.update(repeating: 0, count: filters * g.columnRows)
             return
         }
-        if usesWinograd {
-            forwardWinograd.weightGradient(input: input, outputGradient: outputGradient,
+        switch weightGradientPath {
+        case .winograd:
+            return forwardWinograd.weightGradient(input: input, outputGradient: outputGradient,
+                                                  weightGradient: weightGradient, workspace: workspace!)
+        case .channelLast(let channelLast):
+            return channelLast.run(input: input, outputGradient: outputGradient, weightGradient: weightGradient, workspace: workspace!)
+        case .direct(let direct):
+            return direct.weightGradient(input: input, outputGradient: outputGradient,
+                                         weightGradient: weightGradient, workspace: workspace!)
+        case .pointwise(let pointwise):
+            return pointwise.run(input: input, outputGradient: outputGradient, weightGradient: weightGradient, workspace: workspace!)
+        case .implicit(let implicit):
+            return implicit.weightGradient(input: input, outputGradient: outputGradient,
                                            weightGradient: weightGradient, workspace: workspace!)
-            return
+        case .columns:
+            break
         }
-        if let channelLast = channelLastWeightGradient {
-            channelLast.run(input: input, outputGradient: outputGradient, weightGradient: weightGradient, workspace: workspace!)
-            return
-        }
-        if let direct = forwardDirect {
-            direct.weightGradient(input: input, outputGradient: outputGradient,
-                                  weightGradient: weightGradient, workspace: workspace!)
-            return
-        }
-        if let pointwise = pointwiseWeightGradient {
-            pointwise.run(input: input, outputGradient: outputGradient, weightGradient: weightGradient, workspace: workspace!)
-            return
-        }
-        if let implicit = forwardImplicit, implicit.weightGradientPays {
-            implicit.weightGradient(input: input, outputGradient: outputGradient,
-                                    weightGradient: weightGradient, workspace: workspace!)
-            return
-        }
-        assert(usesColumnSlices, "the workspace holds no column slices for this pass")
         let blocking = blocking
         let splitsBatch = weightGradientSplitsBatch
         // Several threads each accumulate a partial sum in their slice, added up at the end.
