@@ -27,18 +27,13 @@ struct ChannelLastWeightGradient {
     /// Whether this layer's weight gradient runs here: stride 1, no dilation, a kernel larger
     /// than 1×1 (a pointwise layer's image already is its column matrix), a kernel row of at
     /// least 64 floats (`KW·C`), so a product is at least one full block of the kernel wide, and
-    /// a padded copy of at most ``maximumCopyFloats`` (padding far beyond the image could make
-    /// it huge, or overflow).
+    /// a padded copy of at most ``CheckedArithmetic/maximumImageCopyFloats`` (padding far beyond
+    /// the image could make it huge, or overflow).
     static func applies(to g: ConvGeometry) -> Bool {
-        guard g.stride == 1, g.dilation == 1, g.kernel.height * g.kernel.width > 1,
-              g.kernel.width * g.channels >= 64 else { return false }
-        let (plane, planeOverflow) = (g.height + 2 * g.padding.height).multipliedReportingOverflow(by: g.width + 2 * g.padding.width)
-        let (copy, copyOverflow) = plane.multipliedReportingOverflow(by: g.channels)
-        return !planeOverflow && !copyOverflow && copy <= maximumCopyFloats
+        g.stride == 1 && g.dilation == 1 && g.kernel.height * g.kernel.width > 1 && g.kernel.width * g.channels >= 64
+            && CheckedArithmetic.product(g.height + 2 * g.padding.height, g.width + 2 * g.padding.width, g.channels,
+                                         isAtMost: CheckedArithmetic.maximumImageCopyFloats)
     }
-
-    /// Largest channel-last copy of one image (64 MiB): far above any real layer's.
-    static let maximumCopyFloats = 1 << 24
 
     private var paddedWidth: Int { geometry.width + 2 * geometry.padding.width }
     private var paddedHeight: Int { geometry.height + 2 * geometry.padding.height }

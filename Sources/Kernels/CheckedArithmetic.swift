@@ -15,6 +15,22 @@ enum CheckedArithmetic {
         return result
     }
 
+    /// Whether the product of `factors` fits `Int` and is at most `limit`: for choosing an
+    /// algorithm, where a size past the limit means another algorithm, not an error.
+    static func product(_ factors: Int..., isAtMost limit: Int) -> Bool {
+        var result = 1
+        for factor in factors {
+            let (next, overflow) = result.multipliedReportingOverflow(by: factor)
+            guard !overflow, next <= limit else { return false }
+            result = next
+        }
+        return true
+    }
+
+    /// Largest copy of one image (64 MiB of floats) the direct and product kernels make: far
+    /// above any real layer's; past it (padding far beyond the image) a layer stays on im2col.
+    static let maximumImageCopyFloats = 1 << 24
+
     /// The sum of `terms`, or an error naming `argument` if it overflows `Int`.
     static func sum(_ terms: Int..., argument: String, describing what: String) throws -> Int {
         var result = 0

@@ -82,15 +82,12 @@ struct DirectConvolution {
         // The padded copy is about (H + 2p)·(W + 2p) per channel: with padding far beyond the
         // image it could dwarf the image (or overflow), so such layers stay on im2col.
         let direct = DirectConvolution(geometry: g, filters: filters)
-        let (rows, rowOverflow) = direct.paddedHeight.multipliedReportingOverflow(by: direct.rowStride)
-        let (image, imageOverflow) = rows.multipliedReportingOverflow(by: g.channels)
-        return !rowOverflow && !imageOverflow && image <= maximumPaddedImageFloats
+        return CheckedArithmetic.product(direct.paddedHeight, direct.rowStride, g.channels,
+                                         isAtMost: CheckedArithmetic.maximumImageCopyFloats)
     }
 
     /// Column phases a padded row is split into at most (one per stride step).
     static let maximumStride = 8
-    /// Largest padded copy of one image (64 MiB): far above any real layer's.
-    static let maximumPaddedImageFloats = 1 << 24
 
     private var filterBlock: Int { Int(KERNELS_DIRECT_FILTER_BLOCK) }
     private var filterBlocks: Int { (filters + filterBlock - 1) / filterBlock }

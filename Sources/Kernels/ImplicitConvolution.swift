@@ -65,8 +65,7 @@ struct ImplicitConvolution {
     /// Whether the weight gradient runs here too: the forward pass does, and the partial sum
     /// is at most ``maximumPartialFloats``.
     var weightGradientPays: Bool {
-        let (partial, overflow) = geometry.columnRows.multipliedReportingOverflow(by: filters)
-        return pays && !overflow && partial <= Self.maximumPartialFloats
+        pays && CheckedArithmetic.product(geometry.columnRows, filters, isAtMost: Self.maximumPartialFloats)
     }
 
     /// Whether the forward pass of this layer pays to run here: a kernel larger than 1×1 (a
@@ -86,9 +85,8 @@ struct ImplicitConvolution {
         let g = geometry
         guard g.kernel.height * g.kernel.width > 1,
               g.stride.height <= Self.maximumStride, g.stride.width <= Self.maximumStride else { return false }
-        if g.stride == 1 {
-            let (weight, overflow) = filters.multipliedReportingOverflow(by: g.columnRows)
-            guard !overflow, weight <= Self.maximumStrideOneWeightFloats else { return false }
+        if g.stride == 1, !CheckedArithmetic.product(filters, g.columnRows, isAtMost: Self.maximumStrideOneWeightFloats) {
+            return false
         }
         return fitsInWorkspace && productColumns >= Self.minimumColumns
     }
@@ -100,19 +98,13 @@ struct ImplicitConvolution {
     /// Input rows the copy asks for ahead of the one it reads (3 KiB at a width of 56).
     static let prefetchRows = 12
 
-    /// Largest copy of one image (64 MiB): far above any real layer's.
-    static let maximumCopyFloats = 1 << 24
-
-    /// Whether one image's copy and product stay below ``maximumCopyFloats`` each (padding far
-    /// beyond the image could make them huge, or overflow).
+    /// Whether one image's copy and product stay within ``CheckedArithmetic/maximumImageCopyFloats``
+    /// each (padding far beyond the image could make them huge, or overflow).
     var fitsInWorkspace: Bool {
         let g = geometry
-        let (rows, rowsOverflow) = phaseRows.multipliedReportingOverflow(by: phaseLength)
-        let (phases, phasesOverflow) = rows.multipliedReportingOverflow(by: g.stride.height * g.stride.width)
-        let (copy, copyOverflow) = phases.multipliedReportingOverflow(by: g.channels)
-        let (staging, stagingOverflow) = (filters * g.outputHeight).multipliedReportingOverflow(by: phaseLength)
-        return !(rowsOverflow || phasesOverflow || copyOverflow || stagingOverflow)
-            && copy <= Self.maximumCopyFloats && staging <= Self.maximumCopyFloats
+        let limit = CheckedArithmetic.maximumImageCopyFloats
+        return CheckedArithmetic.product(phaseRows, phaseLength, g.stride.height * g.stride.width, g.channels, isAtMost: limit)
+            && CheckedArithmetic.product(filters, g.outputHeight, phaseLength, isAtMost: limit)
     }
 
     /// Floats of one phase plane's row: every column an output row's taps read.
