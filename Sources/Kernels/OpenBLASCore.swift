@@ -20,6 +20,17 @@ import Glibc
 /// variable set. OpenBLAS's choice stands when it already uses
 /// AVX2 or better, when the process set `OPENBLAS_CORETYPE` itself (the user's choice), and when
 /// the library is not a `DYNAMIC_ARCH` build (it then has no selection to re-run).
+///
+/// The re-run clears OpenBLAS's core pointer for a moment, so nothing else may run OpenBLAS's
+/// selection meanwhile. OpenBLAS's own worker thread does, the first time it starts, when
+/// OpenBLAS's buffer memory is not set up yet: a worker still starting (early in a process, on
+/// busy cores) re-ran the selection at the same time, wrote a null core for this unknown CPU,
+/// and the process died on a null dereference in `gotoblas_dynamic_init` (once in a
+/// `make bench-peers` run; 111 and 82 of 1 500 starts of `Scripts/openblas_reselection_race.c`,
+/// none with the fix). So Kernels first takes and returns one OpenBLAS buffer, which
+/// sets that memory up under OpenBLAS's lock and waits out a worker already in there: no
+/// worker selects again after that. Other code calling OpenBLAS on other threads during
+/// Kernels' first call is not covered; such a process can set `OPENBLAS_CORETYPE` itself.
 enum OpenBLASCore {
     /// The core OpenBLAS chose at load time and the one it runs now.
     struct Selection: Sendable, Equatable {
@@ -59,8 +70,16 @@ enum OpenBLASCore {
         guard getenv("OPENBLAS_CORETYPE") == nil,
               !vectorCores.contains(detected.lowercased()),
               let fastest = fastestSupportedCore,
-              let quit = dlsym(nil, "gotoblas_dynamic_quit"), let initialize = dlsym(nil, "gotoblas_dynamic_init")
+              let quit = dlsym(nil, "gotoblas_dynamic_quit"), let initialize = dlsym(nil, "gotoblas_dynamic_init"),
+              let allocate = dlsym(nil, "blas_memory_alloc"), let release = dlsym(nil, "blas_memory_free")
         else { return Selection(detected: detected, running: detected) }
+        typealias Allocate = @convention(c) (Int32) -> UnsafeMutableRawPointer?
+        typealias Release = @convention(c) (UnsafeMutableRawPointer) -> Void
+        // See the type's notes: after this, OpenBLAS's workers never run its selection again.
+        guard let buffer = unsafeBitCast(allocate, to: Allocate.self)(0) else {
+            return Selection(detected: detected, running: detected)
+        }
+        unsafeBitCast(release, to: Release.self)(buffer)
         // An OpenBLAS older than a core's kernels does not know its name and falls back to
         // Prescott again: the next core down is tried then.
         for wanted in coresDownFrom(fastest) {
