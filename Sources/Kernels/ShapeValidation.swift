@@ -24,9 +24,11 @@ enum ShapeValidation {
 /// Scratch and result buffers for the layers, so no layer repeats pointer plumbing.
 enum Buffers {
     /// A `[Float]` of `count` elements written by `body`, which must initialize all of them.
+    /// Large ones are advised onto huge pages first (see ``HugePageAdvice``).
     static func make(count: Int, _ body: (UnsafeMutablePointer<Float>) throws -> Void) rethrows -> [Float] {
         guard count > 0 else { return [] }
         return try [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            HugePageAdvice.preferHugePages(buffer.baseAddress!, byteCount: count * MemoryLayout<Float>.stride)
             try body(buffer.baseAddress!)
             initialized = count
         }
