@@ -109,6 +109,23 @@ struct ConvolutionEngine {
         return DirectConvolution(geometry: rotated, filters: geometry.channels)
     }
 
+    /// Stride-1 layers with 64+ channels and filters on AVX-512 CPUs that neither Winograd nor the
+    /// direct kernel takes: the forward pass with the filters as the vector dimension (see
+    /// ``ChannelLastConvolution``), ahead of the products over a phase-split copy and of im2col.
+    var forwardChannelLast: ChannelLastConvolution? {
+        guard backend == .openBLAS, ProductKernel.preferred != nil, !usesWinograd, forwardDirect == nil,
+              ChannelLastConvolution.applies(to: geometry, filters: filters) else { return nil }
+        return ChannelLastConvolution(geometry: geometry, filters: filters)
+    }
+
+    /// The same for the backward-data pass of such layers (``rotatedGeometry``: the output
+    /// gradient's `F` channels in, the image's `C` out).
+    var backwardDataChannelLast: ChannelLastConvolution? {
+        guard backend == .openBLAS, ProductKernel.preferred != nil, backwardDataDirect == nil, let rotated = rotatedGeometry,
+              ChannelLastConvolution.applies(to: rotated, filters: geometry.channels) else { return nil }
+        return ChannelLastConvolution(geometry: rotated, filters: geometry.channels)
+    }
+
     /// Stride-1 layers whose backward-data pass (``rotatedGeometry``) the direct kernel does not
     /// take and the product kernel does, as a forward pass (``ImplicitConvolution/pays``: a
     /// weight that stays in L2) instead of a GEMM into columns and col2im. Minima of 3 or 4
@@ -123,7 +140,7 @@ struct ConvolutionEngine {
     }
 
     /// The forward convolution that runs the backward-data pass on rotated kernels, if one does.
-    var backwardDataRotated: (any ForwardConvolution)? { backwardDataDirect ?? backwardDataImplicit }
+    var backwardDataRotated: (any ForwardConvolution)? { backwardDataDirect ?? backwardDataChannelLast ?? backwardDataImplicit }
 
     /// Floats the rotated kernels of the backward-data pass take at the start of the workspace:
     /// a multiple of 16, so what follows starts on a cache line as the workspace does (the
@@ -177,6 +194,7 @@ struct ConvolutionEngine {
     var forwardPath: ForwardPath {
         if usesWinograd { return .winograd }
         if let direct = forwardDirect { return .convolution(direct) }
+        if let channelLast = forwardChannelLast { return .convolution(channelLast) }
         if let implicit = forwardImplicit { return .convolution(implicit) }
         if let pointwise = pointwiseProduct, pointwise.forwardPays { return .pointwise(pointwise) }
         return .columns

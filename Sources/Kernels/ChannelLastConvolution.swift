@@ -1,0 +1,137 @@
+import KernelsSIMD
+
+/// The forward pass (and, on rotated kernels, the backward-data pass) of layers larger than 1×1
+/// with many channels, on AVX-512 CPUs, with the filters as the vector dimension: each image is
+/// copied zero-padded and channel-last (`[y][x][c]`), and a micro-kernel keeps 6 output pixels ×
+/// 64 filters in 24 registers, loading 4 weight vectors and broadcasting 6 input values per
+/// input channel of each tap. The result, `[pixel][filter]` for a band of output rows, is
+/// transposed into the NCHW output.
+///
+/// Why: the product kernel over a phase-split image (``ImplicitConvolution``) vectorizes along
+/// output columns, so at stride 1 each output row carries `KW − 1` columns that are computed and
+/// thrown away (a fifth of the work for a 7×7 kernel on a 28-wide output), and layers with a
+/// weight past L2 had to keep im2col. Here nothing is thrown away and the weight streams in
+/// blocks of 64 filters.
+///
+/// - Complexity: O(N · F · C·KH·KW · OH·OW) multiply-adds, plus one padded copy per image and
+///   one transpose of the output.
+struct ChannelLastConvolution: Sendable {
+    let geometry: ConvGeometry
+    let filters: Int
+
+    /// Whether a stride-1 layer runs here (its forward pass, or as the rotated convolution of a
+    /// backward-data pass): a kernel larger than 1×1, at least 64 channels and 64 filters (so the
+    /// 64-channel slices and 64-filter blocks are full; with 32 channels or 32 filters it ran no
+    /// faster than the products over a phase-split copy), and a padded copy and a staging row
+    /// of at most ``CheckedArithmetic/maximumImageCopyFloats``.
+    static func applies(to g: ConvGeometry, filters: Int) -> Bool {
+        g.stride == 1 && g.kernel.height * g.kernel.width > 1 && g.channels >= 64 && filters >= 64
+            && CheckedArithmetic.product(g.height + 2 * g.padding.height, g.width + 2 * g.padding.width, g.channels,
+                                         isAtMost: CheckedArithmetic.maximumImageCopyFloats)
+            && CheckedArithmetic.product(g.outputWidth, filters + 15, isAtMost: CheckedArithmetic.maximumImageCopyFloats)
+    }
+
+    /// Filters rounded up to whole vectors of 16: the packed weight's and the staging's width.
+    var filtersPadded: Int { (filters + 15) / 16 * 16 }
+    private var paddedHeight: Int { geometry.height + 2 * geometry.padding.height }
+    private var paddedWidth: Int { geometry.width + 2 * geometry.padding.width }
+    private var taps: Int { geometry.kernel.height * geometry.kernel.width }
+    /// Floats of one image's channel-last copy, rounded up to a cache line.
+    private var copyCount: Int { (paddedHeight * paddedWidth * geometry.channels + 15) / 16 * 16 }
+    /// Floats of the packed weight, then of the padded bias.
+    private var packedWeightCount: Int { filtersPadded * taps * geometry.channels }
+    /// Output rows per band: a band's staging (`rows · OW · filtersPadded`) stays in L2 until
+    /// it is transposed out.
+    var bandRows: Int { max(1, min(geometry.outputHeight, (1 << 15) / max(1, geometry.outputWidth * filtersPadded))) }
+    private var bands: Int { (geometry.outputHeight + bandRows - 1) / bandRows }
+    private var stagingCount: Int { bandRows * geometry.outputWidth * filtersPadded }
+    private var imageWorkers: Int { geometry.imageWorkers(filters: filters) }
+    /// Threads that share one image's bands when there are fewer images than cores.
+    private var bandWorkers: Int { imageWorkers > 1 ? 1 : Parallel.chunkCount(bands, workPerItem: geometry.imageWork(filters: filters) / bands) }
+    private var slices: Int { max(1, imageWorkers, bandWorkers) }
+    private var sliceCount: Int { copyCount + stagingCount }
+    /// Floats of workspace ``forward(input:weight:bias:output:workspace:)`` needs.
+    var workspaceCount: Int { packedWeightCount + filtersPadded + slices * sliceCount }
+
+    /// `output[n] = conv(input[n], weight) (+ bias)` for every image.
+    func forward(input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                 output: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>) {
+        let g = geometry
+        let (channels, paddedWidth, copyCount, sliceCount) = (g.channels, paddedWidth, copyCount, sliceCount)
+        let packed = workspace
+        let packedBias = packed + packedWeightCount
+        let slicesStart = packedBias + filtersPadded
+        pack(weight, into: packed)
+        if let bias {
+            packedBias.update(from: bias, count: filters)
+            (packedBias + filters).update(repeating: 0, count: filtersPadded - filters)
+        }
+        // The copies' padding is never written: zeroed once per call.
+        for slice in 0..<slices { (slicesStart + slice * sliceCount).update(repeating: 0, count: copyCount) }
+        let tapOffsets = (0..<taps).map { tap in
+            let (row, column) = tap.quotientAndRemainder(dividingBy: g.kernel.width)
+            return (row * g.dilation.height * paddedWidth + column * g.dilation.width) * channels
+        }
+        let outputImageSize = filters * g.outputPlaneSize
+        tapOffsets.withUnsafeBufferPointer { tapOffsets in
+            func copy(image: Int, into slice: UnsafeMutablePointer<Float>) {
+                let source = input + image * g.imageSize
+                for row in 0..<g.height {
+                    VectorOperations.transpose(rows: channels, columns: g.width, from: source + row * g.width,
+                                               sourceStride: g.inputPlaneSize,
+                                               to: slice + ((row + g.padding.height) * paddedWidth + g.padding.width) * channels,
+                                               destinationStride: channels)
+                }
+            }
+            func run(band: Int, copy: UnsafePointer<Float>, staging: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>) {
+                let first = band * bandRows
+                let rows = min(bandRows, g.outputHeight - first)
+                kernels_channel_last_rows_avx512(copy + first * g.stride.height * paddedWidth * channels,
+                                                 g.stride.height * paddedWidth * channels, rows, channels,
+                                                 g.stride.width * channels, tapOffsets.baseAddress, taps,
+                                                 packed, filtersPadded, bias == nil ? nil : packedBias,
+                                                 g.outputWidth, staging)
+                VectorOperations.transpose(rows: rows * g.outputWidth, columns: filters, from: staging, sourceStride: filtersPadded,
+                                           to: output + first * g.outputWidth, destinationStride: g.outputPlaneSize)
+            }
+            if imageWorkers > 1 {
+                Parallel.forEachDynamic(g.batch, workPerItem: g.imageWork(filters: filters)) { worker, image in
+                    let slice = slicesStart + worker * sliceCount
+                    copy(image: image, into: slice)
+                    for band in 0..<bands {
+                        run(band: band, copy: slice, staging: slice + copyCount, output: output + image * outputImageSize)
+                    }
+                }
+                return
+            }
+            // Fewer images than cores: one image at a time, its bands split across cores.
+            for image in 0..<g.batch {
+                copy(image: image, into: slicesStart)
+                Parallel.forEachChunk(bands, workPerItem: g.imageWork(filters: filters) / bands) { chunk, range in
+                    for band in range {
+                        run(band: band, copy: slicesStart, staging: slicesStart + chunk * sliceCount + copyCount,
+                            output: output + image * outputImageSize)
+                    }
+                }
+            }
+        }
+    }
+
+    /// `weight[f][c][kh][kw]` into blocks of 64 filters, each `[kh·KW + kw][c][its filters]`,
+    /// filters past `F` zero: per block and channel, one transpose of its filters × taps.
+    private func pack(_ weight: UnsafePointer<Float>, into packed: UnsafeMutablePointer<Float>) {
+        let (taps, channels, filtersPadded) = (taps, geometry.channels, filtersPadded)
+        if filters < filtersPadded { packed.update(repeating: 0, count: packedWeightCount) }
+        for first in stride(from: 0, to: filters, by: 64) {
+            let width = min(64, filtersPadded - first)
+            let block = packed + first * taps * channels
+            for channel in 0..<channels {
+                VectorOperations.transpose(rows: min(width, filters - first), columns: taps,
+                                           from: weight + (first * channels + channel) * taps, sourceStride: channels * taps,
+                                           to: block + channel * width, destinationStride: channels * width)
+            }
+        }
+    }
+}
+
+extension ChannelLastConvolution: ForwardConvolution {}

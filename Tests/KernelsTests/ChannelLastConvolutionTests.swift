@@ -1,0 +1,77 @@
+import Testing
+@testable import Kernels
+
+/// The channel-last forward pass against the float64 reference, run directly: filters not a
+/// multiple of 16 (a partial vector) or of 64 (a narrower last block), output rows not a multiple
+/// of 6 pixels, stride 2, dilation, rectangular kernels and padding, one image (its bands split
+/// across cores) and several (images split), with and without a bias.
+@Suite struct ChannelLastConvolutionTests {
+    typealias Case = (input: [Int], filters: Int, kernel: Size2D, stride: Size2D, padding: Size2D, dilation: Size2D)
+
+    static let cases: [Case] = [
+        ([2, 16, 20, 20], 64, 3, 1, 1, 1),
+        ([3, 20, 17, 23], 70, 5, 1, 2, 1),                                        // 64 + a 16-wide block, 6 left over
+        ([1, 9, 40, 41], 33, 7, 1, 3, 1),                                         // one image, partial vector
+        ([2, 12, 19, 21], 130, Size2D(height: 3, width: 5), 2, Size2D(height: 1, width: 2), 1),
+        ([2, 8, 24, 26], 20, 3, 1, 2, 2),                                         // dilated
+        ([1, 64, 70, 9], 16, 3, Size2D(height: 1, width: 2), 0, 1),              // many bands, stride across
+    ]
+
+    @Test func forwardMatchesTheReference() throws {
+        guard ProductKernel.preferred != nil else { return }
+        var generator = SeededGenerator(seed: 131)
+        for c in Self.cases {
+            for withBias in [true, false] {
+                let g = try ConvGeometry(batch: c.input[0], channels: c.input[1], height: c.input[2], width: c.input[3],
+                                         kernel: c.kernel, stride: c.stride, padding: c.padding, dilation: c.dilation)
+                let convolution = ChannelLastConvolution(geometry: g, filters: c.filters)
+                let x = Tensor.random(c.input, using: &generator)
+                let w = Tensor.random([c.filters, c.input[1], c.kernel.height, c.kernel.width], using: &generator)
+                let b = Tensor.random([c.filters], using: &generator)
+                let count = g.batch * c.filters * g.outputPlaneSize
+                var output = [Float](repeating: .nan, count: count)
+                var workspace = [Float](repeating: .nan, count: convolution.workspaceCount)
+                x.withPointer { x in
+                    w.withPointer { w in
+                        b.withPointer { b in
+                            convolution.forward(input: x, weight: w, bias: withBias ? b : nil,
+                                                output: &output, workspace: &workspace)
+                        }
+                    }
+                }
+                let expected = Reference.conv2d(x, w, withBias ? b : nil,
+                                                Reference.Params(stride: c.stride, padding: c.padding, dilation: c.dilation))
+                #expect(relativeError(output, expected.values) <= 2e-4, "\(c) bias \(withBias)")
+            }
+        }
+    }
+
+    /// Layers the engine gives it (64+ channels and filters, stride 1, not Winograd's): forward
+    /// and backward-data through `Conv2D`, against the reference.
+    static let layers: [Case] = [
+        ([2, 64, 12, 13], 64, 5, 1, 2, 1),                                        // 5×5
+        ([1, 72, 11, 9], 80, 7, 1, 3, 1),                                         // one image, 7×7, partial blocks
+        ([2, 64, 10, 12], 96, 3, 1, 2, 2),                                        // dilated 3×3
+    ]
+
+    @Test func conv2DRunsItAndMatchesTheReference() throws {
+        var generator = SeededGenerator(seed: 132)
+        for c in Self.layers {
+            let conv = Conv2D(stride: c.stride, padding: c.padding, dilation: c.dilation)
+            let weightShape = [c.filters, c.input[1], c.kernel.height, c.kernel.width]
+            let engine = try conv.makeEngine(input: c.input, weight: weightShape)
+            #expect((engine.forwardChannelLast != nil) == (ProductKernel.preferred != nil), "\(c)")
+            #expect((engine.backwardDataChannelLast != nil) == (ProductKernel.preferred != nil), "\(c)")
+            let params = Reference.Params(stride: c.stride, padding: c.padding, dilation: c.dilation)
+            let x = Tensor.random(c.input, using: &generator)
+            let w = Tensor.random(weightShape, using: &generator)
+            let b = Tensor.random([c.filters], using: &generator)
+            let y = try conv.forward(x, weight: w, bias: b)
+            #expect(relativeError(y.scalars, Reference.conv2d(x, w, b, params).values) <= 2e-4, "\(c)")
+            let dy = Tensor.random(y.shape, using: &generator)
+            let dx = try conv.inputGradient(dy, inputShape: c.input, weight: w)
+            let expected = Reference.convTranspose2d(dy, w, nil, params, outputPadding: 0)
+            #expect(relativeError(dx.scalars, expected.values) <= 2e-4, "\(c)")
+        }
+    }
+}
