@@ -34,7 +34,7 @@ struct ChannelLastConvolution: Sendable {
     /// Filters rounded up to whole vectors of 16: the packed weight's and the staging's width.
     var filtersPadded: Int { (filters + 15) / 16 * 16 }
     private var paddedHeight: Int { geometry.height + 2 * geometry.padding.height }
-    private var paddedWidth: Int { geometry.width + 2 * geometry.padding.width }
+    private var paddedWidth: Int { geometry.channelLastPaddedWidth }
     private var taps: Int { geometry.kernel.height * geometry.kernel.width }
     /// Floats of one image's channel-last copy, rounded up to a cache line.
     private var copyCount: Int { (paddedHeight * paddedWidth * geometry.channels + 15) / 16 * 16 }
@@ -75,13 +75,7 @@ struct ChannelLastConvolution: Sendable {
         let outputImageSize = filters * g.outputPlaneSize
         tapOffsets.withUnsafeBufferPointer { tapOffsets in
             func copy(image: Int, into slice: UnsafeMutablePointer<Float>) {
-                let source = input + image * g.imageSize
-                for row in 0..<g.height {
-                    VectorOperations.transpose(rows: channels, columns: g.width, from: source + row * g.width,
-                                               sourceStride: g.inputPlaneSize,
-                                               to: slice + ((row + g.padding.height) * paddedWidth + g.padding.width) * channels,
-                                               destinationStride: channels)
-                }
+                g.copyChannelLast(input + image * g.imageSize, into: slice)
             }
             func run(band: Int, copy: UnsafePointer<Float>, staging: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>) {
                 let first = band * bandRows

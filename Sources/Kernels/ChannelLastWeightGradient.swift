@@ -35,7 +35,7 @@ struct ChannelLastWeightGradient {
                                          isAtMost: CheckedArithmetic.maximumImageCopyFloats)
     }
 
-    private var paddedWidth: Int { geometry.width + 2 * geometry.padding.width }
+    private var paddedWidth: Int { geometry.channelLastPaddedWidth }
     private var paddedHeight: Int { geometry.height + 2 * geometry.padding.height }
     /// Floats of one image's channel-last copy.
     private var copyCount: Int { paddedHeight * paddedWidth * geometry.channels }
@@ -64,13 +64,7 @@ struct ChannelLastWeightGradient {
         let partial = rowOffsets.withUnsafeBufferPointer { rowOffsets in
             // The copy's padding is never written: zeroed once per call.
             sum.run(workspace: workspace, zeroing: copyCount) { image, slice in
-                let source = input + image * g.imageSize
-                for row in 0..<g.height {
-                    VectorOperations.transpose(rows: channels, columns: g.width, from: source + row * g.width,
-                                               sourceStride: g.inputPlaneSize,
-                                               to: slice + ((row + g.padding.height) * paddedWidth + g.padding.width) * channels,
-                                               destinationStride: channels)
-                }
+                g.copyChannelLast(input + image * g.imageSize, into: slice)
             } multiply: { image, slice, range, accumulate in
                 for kernelRow in 0..<g.kernel.height {
                     product.multiply(m: range.count, n: rowColumns,
