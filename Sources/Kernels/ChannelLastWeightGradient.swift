@@ -7,7 +7,8 @@
 /// kernel row `kh` (every `kw`, every channel) are `KW·C` contiguous floats at
 /// `((oh + kh)·paddedWidth + ow)·C`. So for each `kh`, `dW[f][kh][·][·] = Σ_p dY[f][p] · B_kh[p][·]`
 /// is one product: `A` the output gradient read in place (`F × P`), `B` those overlapping rows,
-/// `KW·C` columns wide. The direct kernel's weight gradient sums one tap (or one vector of
+/// `KW·C` columns wide (with a dilation across, a kernel row's taps are not adjacent: each tap
+/// is a product of its own, `C` columns wide). The direct kernel's weight gradient sums one tap (or one vector of
 /// filters) at a time, two loads per multiply-add; here each input vector meets 6 filters.
 /// Minima of 5 alternating `prof` runs, 8×16×64×64 → 16 7×7: one thread 7.72 → 5.26 ms
 /// (PyTorch about 5.5), two 4.81 → 3.60; 8×32×64×64 → 32 5×5: one thread 16.4 → 11.0 ms,
@@ -24,23 +25,31 @@ struct ChannelLastWeightGradient {
     let filters: Int
     let product: ProductKernel
 
-    /// Whether this layer's weight gradient runs here: stride 1, no dilation, a kernel larger
-    /// than 1×1 (a pointwise layer's image already is its column matrix), a kernel row of at
-    /// least 64 floats (`KW·C`), so a product is at least one full block of the kernel wide, and
-    /// a padded copy of at most ``CheckedArithmetic/maximumImageCopyFloats`` (padding far beyond
-    /// the image could make it huge, or overflow).
-    static func applies(to g: ConvGeometry) -> Bool {
-        g.stride == 1 && g.dilation == 1 && g.kernel.height * g.kernel.width > 1 && g.kernel.width * g.channels >= 64
+    /// Whether this layer's weight gradient runs here: stride 1, a kernel larger than 1×1 (a
+    /// pointwise layer's image already is its column matrix), products at least 64 floats wide
+    /// (``pieceColumns(_:)``), so each is at least one full block of the kernel, and a padded
+    /// copy of at most ``CheckedArithmetic/maximumImageCopyFloats`` (padding far beyond the image
+    /// could make it huge, or overflow). A dilated layer, whose products are one tap's channels
+    /// each, also needs its partial sum (`F·C·KH·KW`) within 1 MiB: minima of 4 alternating runs,
+    /// 8×128×28×28 → 128 3×3 dilation 2 13.0 → 10.2 ms, but 8×256×28×28 → 256 (2.4 MB of partial
+    /// sum, updated by each of 9 products per image) 37.0 → 45.5 against im2col + OpenBLAS.
+    static func applies(to g: ConvGeometry, filters: Int) -> Bool {
+        g.stride == 1 && g.kernel.height * g.kernel.width > 1 && pieceColumns(g) >= 64
+            && (g.dilation == 1 || CheckedArithmetic.product(filters, g.columnRows, isAtMost: 1 << 18))
             && CheckedArithmetic.product(g.height + 2 * g.padding.height, g.width + 2 * g.padding.width, g.channels,
                                          isAtMost: CheckedArithmetic.maximumImageCopyFloats)
+    }
+
+    /// The columns of one product: a whole kernel row (`KW·C`) where its taps are adjacent, one
+    /// tap's channels (`C`) where a dilation spaces them apart.
+    static func pieceColumns(_ g: ConvGeometry) -> Int {
+        g.dilation.width == 1 ? g.kernel.width * g.channels : g.channels
     }
 
     private var paddedWidth: Int { geometry.channelLastPaddedWidth }
     private var paddedHeight: Int { geometry.height + 2 * geometry.padding.height }
     /// Floats of one image's channel-last copy.
     private var copyCount: Int { paddedHeight * paddedWidth * geometry.channels }
-    /// A kernel row's columns: `KW·C`.
-    private var rowColumns: Int { geometry.kernel.width * geometry.channels }
     private var imageWorkers: Int { geometry.imageWorkers(filters: filters) }
     /// One thread's slice: a copy, then a partial sum `[F][KH][KW][C]`.
     private var sliceCount: Int { copyCount + filters * geometry.columnRows }
@@ -51,7 +60,9 @@ struct ChannelLastWeightGradient {
     func run(input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
              weightGradient: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>) {
         let g = geometry
-        let (channels, paddedWidth, copyCount, rowColumns) = (g.channels, paddedWidth, copyCount, rowColumns)
+        let (channels, paddedWidth, copyCount) = (g.channels, paddedWidth, copyCount)
+        let pieceColumns = Self.pieceColumns(g)
+        let pieces = g.columnRows / pieceColumns
         let taps = g.kernel.height * g.kernel.width
         let positions = g.outputPlaneSize
         let sum = ImageProductSum(batch: g.batch, imageWorkers: imageWorkers, imageWork: g.imageWork(filters: filters),
@@ -66,11 +77,13 @@ struct ChannelLastWeightGradient {
             sum.run(workspace: workspace, zeroing: copyCount) { image, slice in
                 g.copyChannelLast(input + image * g.imageSize, into: slice)
             } multiply: { image, slice, range, accumulate in
-                for kernelRow in 0..<g.kernel.height {
-                    product.multiply(m: range.count, n: rowColumns,
+                for piece in 0..<pieces {
+                    let (kernelRow, kernelColumn) = g.dilation.width == 1 ? (piece, 0) : piece.quotientAndRemainder(dividingBy: g.kernel.width)
+                    let start = (kernelRow * g.dilation.height * paddedWidth + kernelColumn * g.dilation.width) * channels
+                    product.multiply(m: range.count, n: pieceColumns,
                                      a: outputGradient + (image * filters + range.lowerBound) * positions, aRow: positions, aColumn: 1,
-                                     b: slice + kernelRow * paddedWidth * channels, rowOffsets: rowOffsets,
-                                     c: slice + copyCount + range.lowerBound * g.columnRows + kernelRow * rowColumns,
+                                     b: slice + start, rowOffsets: rowOffsets,
+                                     c: slice + copyCount + range.lowerBound * g.columnRows + piece * pieceColumns,
                                      ldc: g.columnRows, accumulate: accumulate)
                 }
             }

@@ -66,7 +66,7 @@ struct ConvolutionEngine {
     /// channel-last copy (see ``ChannelLastWeightGradient``).
     var channelLastWeightGradient: ChannelLastWeightGradient? {
         guard backend == .openBLAS, !usesWinograd, let product = ProductKernel.preferred,
-              ChannelLastWeightGradient.applies(to: geometry) else { return nil }
+              ChannelLastWeightGradient.applies(to: geometry, filters: filters) else { return nil }
         return ChannelLastWeightGradient(geometry: geometry, filters: filters, product: product)
     }
 

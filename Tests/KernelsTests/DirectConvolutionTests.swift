@@ -177,8 +177,8 @@ import Testing
     /// The AVX-512 weight gradient over a channel-last copy (kernel rows of 64+ floats): several
     /// images split across threads, channel counts whose rows are off the cache line, filters
     /// past a block of 6, rectangular kernels (1×7 and 7×1 too) and unequal padding, layers the
-    /// direct kernel does not take (many filters, 3×3 with too few filters for Winograd) and one
-    /// image; the same bits on a second call.
+    /// direct kernel does not take (many filters, 3×3 with too few filters for Winograd), one
+    /// image, and dilated layers (down, across, both); the same bits on a second call.
     @Test func channelLastWeightGradientMatchesTheReference() throws {
         let cases = [
             Case(input: [4, 12, 20, 23], filters: 13, kernel: Size2D(height: 5, width: 7), padding: Size2D(height: 1, width: 3)),
@@ -188,6 +188,12 @@ import Testing
             Case(input: [1, 64, 9, 10], filters: 7, kernel: 3, padding: 1),
             Case(input: [2, 72, 6, 9], filters: 20, kernel: Size2D(height: 1, width: 7), padding: Size2D(height: 0, width: 3)),
             Case(input: [2, 64, 12, 5], filters: 9, kernel: Size2D(height: 7, width: 1), padding: Size2D(height: 3, width: 0)),
+            // Dilated: one product per tap (its 64+ channels), not per kernel row.
+            Case(input: [3, 64, 14, 13], filters: 20, kernel: 3, padding: 2, dilation: 2),
+            Case(input: [2, 80, 12, 15], filters: 33, kernel: 3, padding: Size2D(height: 1, width: 3),
+                 dilation: Size2D(height: 1, width: 3)),
+            Case(input: [2, 64, 13, 12], filters: 12, kernel: Size2D(height: 3, width: 2), padding: 2,
+                 dilation: Size2D(height: 2, width: 1)),
         ]
         var generator = SeededGenerator(seed: 66)
         for c in cases {
