@@ -6,13 +6,17 @@
 /// other side (`batch × filters × outputHeight × outputWidth`), and the weight is
 /// `filters × geometry.columnRows`, row-major. Buffers are assumed valid: callers validate.
 ///
-/// Six algorithms, chosen by shape:
+/// Seven algorithms, chosen by shape:
 /// - 3×3 stride-1 with enough channels: Winograd F(2×2, 3×3) for all passes (``WinogradF2x3``).
 /// - few input channels, or a 5×5+ stride-1 kernel with few filters, on AVX2 CPUs: a direct
 ///   convolution (``DirectConvolution``) for the forward pass and the weight gradient, and for
 ///   the backward-data pass of stride-1 layers where the rotated kernel qualifies too.
-/// - the weight gradient of other stride-1 layers with kernel rows of 64+ floats (`KW·C`) on
-///   AVX-512 CPUs: products over a channel-last copy (``ChannelLastWeightGradient``).
+/// - the forward and backward-data passes of other stride-1 layers with 64+ channels and 64+
+///   filters on AVX-512 CPUs: a convolution with the filters as the vector dimension over a
+///   channel-last copy (``ChannelLastConvolution``; backward-data on the rotated kernels).
+/// - the weight gradient of other stride-1 layers with kernel rows of 64+ floats (`KW·C`, or
+///   `C` per tap when dilated) on AVX-512 CPUs: products over a channel-last copy
+///   (``ChannelLastWeightGradient``).
 /// - strided layers on AVX-512 CPUs: the forward pass and the weight gradient as products over
 ///   a phase-split copy of each image (``ImplicitConvolution``); backward-data as below. The
 ///   same products for the forward and backward-data passes of stride-1 layers whose weight

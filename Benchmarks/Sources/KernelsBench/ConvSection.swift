@@ -36,6 +36,7 @@ struct ConvSection {
             "  layers with ≤ 4 input channels, or 5×5+ stride-1 kernels with 8–64 filters, run a direct AVX2 or AVX-512 kernel (forward, backward-weight, and backward-input at stride 1);",
             "  on AVX-512 CPUs Winograd's products are Kernels' own kernels, strided forward and weight-gradient passes (and the forward",
             "  and backward-input passes of stride-1 layers with a weight of ≤ 1 MiB) products over a phase-split copy (no im2col),",
+            "  stride-1 forward and backward-input passes with 64+ channels and filters a channel-last kernel (filters as vectors),",
             "  stride-1 weight gradients with kernel rows of 64+ floats products over a channel-last copy, and 1×1 passes the same",
             "  kernel over each image in place where it pays.",
             "workspace = Conv2D.workspaceByteCount: scratch per call (one block's column matrix per thread, one group of Winograd tiles,",
