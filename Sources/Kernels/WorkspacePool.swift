@@ -1,7 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// Scratch buffers reused across calls, so a layer run in a training loop does not pay for a
 /// fresh allocation (and its page faults) every time.
 ///
@@ -26,7 +22,7 @@ final class WorkspacePool: Sendable {
     /// one-thread `prof` runs: 8×512×7×7 → 512 Winograd forward 11.8 → 11.3 ms, resnet-c3s2
     /// forward 7.61 → 7.44 and weight gradient 7.59 → 7.47, resnet-c2 forward 8.93 → 8.68.
     /// The rounding up to whole huge pages costs under 2 MiB a buffer, paid once: buffers are reused.
-    private static let hugePageBytes = 1 << 21
+    private static let hugePageBytes = HugePageAdvice.hugePageBytes
 
     private struct Buffer: @unchecked Sendable {
         // Owned exclusively by whoever holds it: the pool's list or one caller.
@@ -65,8 +61,7 @@ final class WorkspacePool: Sendable {
         if byteCount >= hugePageBytes {
             let rounded = (byteCount + hugePageBytes - 1) / hugePageBytes * hugePageBytes
             let pointer = UnsafeMutableRawPointer.allocate(byteCount: rounded, alignment: hugePageBytes)
-            // Only advice: if the kernel declines (huge pages disabled), the buffer works as it is.
-            _ = madvise(pointer, rounded, MADV_HUGEPAGE)
+            HugePageAdvice.preferHugePages(pointer, byteCount: rounded)
             return Buffer(pointer: pointer, byteCount: rounded)
         }
         #endif
