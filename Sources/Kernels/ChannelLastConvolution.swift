@@ -26,18 +26,16 @@ struct ChannelLastConvolution: Sendable {
     /// of at most ``CheckedArithmetic/maximumImageCopyFloats``.
     static func applies(to g: ConvGeometry, filters: Int) -> Bool {
         g.stride == 1 && g.kernel.height * g.kernel.width > 1 && g.channels >= 64 && filters >= 64
-            && CheckedArithmetic.product(g.height + 2 * g.padding.height, g.width + 2 * g.padding.width, g.channels,
-                                         isAtMost: CheckedArithmetic.maximumImageCopyFloats)
+            && g.channelLastCopyFits
             && CheckedArithmetic.product(g.outputWidth, filters + 15, isAtMost: CheckedArithmetic.maximumImageCopyFloats)
     }
 
     /// Filters rounded up to whole vectors of 16: the packed weight's and the staging's width.
     var filtersPadded: Int { (filters + 15) / 16 * 16 }
-    private var paddedHeight: Int { geometry.height + 2 * geometry.padding.height }
     private var paddedWidth: Int { geometry.channelLastPaddedWidth }
     private var taps: Int { geometry.kernel.height * geometry.kernel.width }
     /// Floats of one image's channel-last copy, rounded up to a cache line.
-    private var copyCount: Int { (paddedHeight * paddedWidth * geometry.channels + 15) / 16 * 16 }
+    private var copyCount: Int { (geometry.channelLastCopyFloats + 15) / 16 * 16 }
     /// Floats of the packed weight, then of the padded bias.
     private var packedWeightCount: Int { filtersPadded * taps * geometry.channels }
     /// Output rows per band: a band's staging (`rows · OW · filtersPadded`) stays in L2 until
@@ -66,8 +64,11 @@ struct ChannelLastConvolution: Sendable {
             packedBias.update(from: bias, count: filters)
             (packedBias + filters).update(repeating: 0, count: filtersPadded - filters)
         }
-        // The copies' padding is never written: zeroed once per call.
-        for slice in 0..<slices { (slicesStart + slice * sliceCount).update(repeating: 0, count: copyCount) }
+        // The copies' padding is never written: zeroed once per call (with bands split across
+        // cores, only the first slice holds a copy; the others are staging only).
+        for slice in 0..<(imageWorkers > 1 ? slices : 1) {
+            (slicesStart + slice * sliceCount).update(repeating: 0, count: copyCount)
+        }
         let tapOffsets = (0..<taps).map { tap in
             let (row, column) = tap.quotientAndRemainder(dividingBy: g.kernel.width)
             return (row * g.dilation.height * paddedWidth + column * g.dilation.width) * channels

@@ -5,6 +5,16 @@ extension ConvGeometry {
     /// Pixels per row of the channel-last copy.
     var channelLastPaddedWidth: Int { width + 2 * padding.width }
 
+    /// Floats of the channel-last copy (only meaningful where ``channelLastCopyFits``).
+    var channelLastCopyFloats: Int { (height + 2 * padding.height) * channelLastPaddedWidth * channels }
+
+    /// Whether the copy stays within ``CheckedArithmetic/maximumImageCopyFloats``: padding far
+    /// beyond the image could make it huge, or overflow.
+    var channelLastCopyFits: Bool {
+        CheckedArithmetic.product(height + 2 * padding.height, width + 2 * padding.width, channels,
+                                  isAtMost: CheckedArithmetic.maximumImageCopyFloats)
+    }
+
     /// Writes image `source` (`[c][y][x]`) into the copy at `destination`, one transpose per
     /// row. Writes only the image's pixels: the caller zeroes the padding once, and it stays
     /// zero across images.

@@ -36,8 +36,7 @@ struct ChannelLastWeightGradient {
     static func applies(to g: ConvGeometry, filters: Int) -> Bool {
         g.stride == 1 && g.kernel.height * g.kernel.width > 1 && pieceColumns(g) >= 64
             && (g.dilation == 1 || CheckedArithmetic.product(filters, g.columnRows, isAtMost: 1 << 18))
-            && CheckedArithmetic.product(g.height + 2 * g.padding.height, g.width + 2 * g.padding.width, g.channels,
-                                         isAtMost: CheckedArithmetic.maximumImageCopyFloats)
+            && g.channelLastCopyFits
     }
 
     /// The columns of one product: a whole kernel row (`KW·C`) where its taps are adjacent, one
@@ -47,9 +46,8 @@ struct ChannelLastWeightGradient {
     }
 
     private var paddedWidth: Int { geometry.channelLastPaddedWidth }
-    private var paddedHeight: Int { geometry.height + 2 * geometry.padding.height }
     /// Floats of one image's channel-last copy.
-    private var copyCount: Int { paddedHeight * paddedWidth * geometry.channels }
+    private var copyCount: Int { geometry.channelLastCopyFloats }
     private var imageWorkers: Int { geometry.imageWorkers(filters: filters) }
     /// One thread's slice: a copy, then a partial sum `[F][KH][KW][C]`.
     private var sliceCount: Int { copyCount + filters * geometry.columnRows }
