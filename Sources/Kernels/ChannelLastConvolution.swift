@@ -13,22 +13,38 @@ import KernelsSIMD
 /// weight past L2 had to keep im2col. Here nothing is thrown away and the weight streams in
 /// blocks of 64 filters.
 ///
+/// Strided layers (the forward pass only) read every `stride`-th pixel of the copy. Their small
+/// output planes left the products either too narrow (14×14 outputs, which went to im2col) or
+/// computing a fifth of their columns for nothing; here the blocks of 6 pixels run on across
+/// row ends, so a 7- or 14-pixel row leaves no register block idle. Two threads, `prof`:
+/// 8×128×28×28 → 256 3×3 stride 2 (was im2col) 5.38 → 4.76 ms (minima of 7 alternating runs;
+/// 5.61 → 4.27 in another 7), 8×96×28×28 → 192 medians 3.05 → 2.48; see
+/// ``ConvolutionEngine/minimumImplicitColumnShare`` for those the products keep.
+///
 /// - Complexity: O(N · F · C·KH·KW · OH·OW) multiply-adds, plus one padded copy per image and
 ///   one transpose of the output.
 struct ChannelLastConvolution: Sendable {
     let geometry: ConvGeometry
     let filters: Int
 
-    /// Whether a stride-1 layer runs here (its forward pass, or as the rotated convolution of a
+    /// Whether a layer runs here (its forward pass, or as the rotated convolution of a stride-1
     /// backward-data pass): a kernel larger than 1×1, at least 64 channels and 64 filters (so the
     /// 64-channel slices and 64-filter blocks are full; with 32 channels or 32 filters it ran no
-    /// faster than the products over a phase-split copy), and a padded copy and a staging row
-    /// of at most ``CheckedArithmetic/maximumImageCopyFloats``.
+    /// faster than the products over a phase-split copy), a strided layer only with a weight of at
+    /// most ``maximumStridedWeightFloats``, and a padded copy and a staging row of at most
+    /// ``CheckedArithmetic/maximumImageCopyFloats``.
     static func applies(to g: ConvGeometry, filters: Int) -> Bool {
-        g.stride == 1 && g.kernel.height * g.kernel.width > 1 && g.channels >= 64 && filters >= 64
+        g.kernel.height * g.kernel.width > 1 && g.channels >= 64 && filters >= 64
+            && (g.stride == 1 || CheckedArithmetic.product(filters, g.columnRows, isAtMost: maximumStridedWeightFloats))
             && g.channelLastCopyFits
             && CheckedArithmetic.product(g.outputWidth, filters + 15, isAtMost: CheckedArithmetic.maximumImageCopyFloats)
     }
+
+    /// Largest weight (`F × C·KH·KW` floats, 2 MiB) of a strided layer that runs here. A strided
+    /// layer's output plane is small (14×14, 7×7), so each pass over the weight serves few
+    /// pixels; past L2 im2col + OpenBLAS did better: 8×256×28×28 → 512 3×3 stride 2 (4.7 MB)
+    /// 16.8 → 20.9 ms, minima of 6 alternating runs, two threads.
+    static let maximumStridedWeightFloats = 1 << 19
 
     /// Filters rounded up to whole vectors of 16: the packed weight's and the staging's width.
     var filtersPadded: Int { (filters + 15) / 16 * 16 }

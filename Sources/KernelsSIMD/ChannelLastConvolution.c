@@ -11,7 +11,8 @@
 // which the products over a spatial layout (ImplicitConvolution) did KW − 1 times per output
 // row at stride 1.
 //
-// The loops run tap by tap and 64 channels at a time over every pixel of a band of rows, the
+// The loops run tap by tap and 64 channels at a time over every pixel of a band of rows (in
+// blocks of 6 in raster order, a block running on into the next row), the
 // accumulators going through `out` (L1) between slices: so the slice of weights in use (64
 // channels × 64 filters, 16 KB) stays in L1 while every pixel uses it. With all taps and
 // channels inside the register block instead, each block of 6 pixels streamed the whole weight
@@ -20,11 +21,14 @@
 
 #define TARGET __attribute__((target("avx512f,avx2,fma")))
 
-/// Adds one tap's channels [0, count) to R pixels × NV filter vectors held in `out`.
+/// Adds one tap's channels [0, count) to R pixels × NV filter vectors held in `out` (pixel r's
+/// row `outStride` floats after pixel r − 1's), pixel r's inputs starting at `xs[r]`.
 static inline __attribute__((always_inline)) TARGET void
-accumulate(const int R, const int NV, const float *x, long count, long pixelStep,
+accumulate(const int R, const int NV, const float *const *xs, long count,
            const float *weight, float *out, long outStride) {
     __m512 acc[6][4];
+    const float *x[6];
+    for (int r = 0; r < R; r++) x[r] = xs[r];
     for (int r = 0; r < R; r++)
         for (int j = 0; j < NV; j++) acc[r][j] = _mm512_loadu_ps(out + r * outStride + 16 * j);
     const long width = 16 * NV;
@@ -33,7 +37,7 @@ accumulate(const int R, const int NV, const float *x, long count, long pixelStep
         __m512 wv[4];
         for (int j = 0; j < NV; j++) wv[j] = _mm512_loadu_ps(w + 16 * j);
         for (int r = 0; r < R; r++) {
-            const __m512 v = _mm512_set1_ps(x[r * pixelStep + c]);
+            const __m512 v = _mm512_set1_ps(x[r][c]);
             for (int j = 0; j < NV; j++) acc[r][j] = _mm512_fmadd_ps(v, wv[j], acc[r][j]);
         }
     }
@@ -43,26 +47,32 @@ accumulate(const int R, const int NV, const float *x, long count, long pixelStep
 
 #define PIXELS 6
 
-/// Adds one tap's channels [0, count) to every pixel of one output row (blocks of 6, then the rest).
+/// Adds one tap's channels [0, count) to every pixel of a band (`pixels` in raster order,
+/// `outputWidth` per row), in blocks of 6 that run on across row ends: a row of 14 or 28 pixels
+/// would otherwise end in a block of 2 or 4, with a third or a sixth of the registers idle.
 static inline __attribute__((always_inline)) TARGET void
-rowSlice(const int NV, const float *x, long count, long pixelStep, const float *weight,
-         long outputWidth, float *out, long outStride) {
-    long pixel = 0;
-    for (; pixel + PIXELS <= outputWidth; pixel += PIXELS)
-        accumulate(PIXELS, NV, x + pixel * pixelStep, count, pixelStep, weight, out + pixel * outStride, outStride);
-    const float *xp = x + pixel * pixelStep;
-    float *o = out + pixel * outStride;
-    switch (outputWidth - pixel) {
-    case 5: accumulate(5, NV, xp, count, pixelStep, weight, o, outStride); break;
-    case 4: accumulate(4, NV, xp, count, pixelStep, weight, o, outStride); break;
-    case 3: accumulate(3, NV, xp, count, pixelStep, weight, o, outStride); break;
-    case 2: accumulate(2, NV, xp, count, pixelStep, weight, o, outStride); break;
-    case 1: accumulate(1, NV, xp, count, pixelStep, weight, o, outStride); break;
-    default: break;
+bandSlice(const int NV, const float *x, long rowStep, long pixelStep, long outputWidth, long pixels,
+          long count, const float *weight, float *out, long outStride) {
+    long row = 0, column = 0;
+    for (long pixel = 0; pixel < pixels; pixel += PIXELS) {
+        const float *xs[PIXELS];
+        const long here = pixels - pixel < PIXELS ? pixels - pixel : PIXELS;
+        for (long r = 0; r < here; r++) {
+            xs[r] = x + row * rowStep + column * pixelStep;
+            if (++column == outputWidth) { column = 0; row++; }
+        }
+        float *o = out + pixel * outStride;
+        switch (here) {
+        case 6: accumulate(6, NV, xs, count, weight, o, outStride); break;
+        case 5: accumulate(5, NV, xs, count, weight, o, outStride); break;
+        case 4: accumulate(4, NV, xs, count, weight, o, outStride); break;
+        case 3: accumulate(3, NV, xs, count, weight, o, outStride); break;
+        case 2: accumulate(2, NV, xs, count, weight, o, outStride); break;
+        default: accumulate(1, NV, xs, count, weight, o, outStride); break;
+        }
     }
 }
 
-/// Channels per slice: 64 × 64 filters of weights, 16 KB, stay in L1.
 #define CHANNEL_CHUNK 64
 
 TARGET void kernels_channel_last_rows_avx512(const float *image, long rowStep, long rows,
@@ -83,15 +93,13 @@ TARGET void kernels_channel_last_rows_avx512(const float *image, long rowStep, l
             for (long c0 = 0; c0 < channels; c0 += CHANNEL_CHUNK) {
                 const long count = channels - c0 < CHANNEL_CHUNK ? channels - c0 : CHANNEL_CHUNK;
                 const float *w = block + (t * channels + c0) * width;
-                for (long r = 0; r < rows; r++) {
-                    const float *x = image + r * rowStep + tapOffsets[t] + c0;
-                    float *o = out + r * outputWidth * filtersPadded + first;
-                    switch (vectors) {
-                    case 4: rowSlice(4, x, count, pixelStep, w, outputWidth, o, filtersPadded); break;
-                    case 3: rowSlice(3, x, count, pixelStep, w, outputWidth, o, filtersPadded); break;
-                    case 2: rowSlice(2, x, count, pixelStep, w, outputWidth, o, filtersPadded); break;
-                    default: rowSlice(1, x, count, pixelStep, w, outputWidth, o, filtersPadded); break;
-                    }
+                const float *x = image + tapOffsets[t] + c0;
+                float *o = out + first;
+                switch (vectors) {
+                case 4: bandSlice(4, x, rowStep, pixelStep, outputWidth, pixels, count, w, o, filtersPadded); break;
+                case 3: bandSlice(3, x, rowStep, pixelStep, outputWidth, pixels, count, w, o, filtersPadded); break;
+                case 2: bandSlice(2, x, rowStep, pixelStep, outputWidth, pixels, count, w, o, filtersPadded); break;
+                default: bandSlice(1, x, rowStep, pixelStep, outputWidth, pixels, count, w, o, filtersPadded); break;
                 }
             }
         }

@@ -74,4 +74,31 @@ import Testing
             #expect(relativeError(dx.scalars, expected.values) <= 2e-4, "\(c)")
         }
     }
+
+    /// Strided layers it takes (a weight within L2, and products over a phase-split copy that
+    /// would be too narrow or waste a tenth of their columns), through `Conv2D`, and those it
+    /// leaves: resnet-c3s2's shape (0.94 of those columns outputs) and a weight past 2 MiB.
+    static let stridedLayers: [(layer: Case, runsHere: Bool)] = [
+        (([2, 64, 14, 14], 64, 3, 2, 1, 1), true),                               // 7×7 outputs: too narrow for the products
+        (([2, 64, 32, 32], 80, 3, 2, 1, 1), true),                               // 16×16 outputs: 0.8 of the columns
+        (([1, 64, 21, 22], 64, Size2D(height: 3, width: 5), Size2D(height: 2, width: 3), 2, 1), true),
+        (([1, 64, 56, 56], 64, 3, 2, 1, 1), false),                              // resnet-c3s2's plane
+        (([1, 256, 8, 8], 512, 3, 2, 1, 1), false),                              // 4.7 MB of weight
+    ]
+
+    @Test func conv2DRunsStridedLayersThatPay() throws {
+        var generator = SeededGenerator(seed: 133)
+        for (c, runsHere) in Self.stridedLayers {
+            let conv = Conv2D(stride: c.stride, padding: c.padding, dilation: c.dilation)
+            let weightShape = [c.filters, c.input[1], c.kernel.height, c.kernel.width]
+            let engine = try conv.makeEngine(input: c.input, weight: weightShape)
+            #expect((engine.forwardChannelLast != nil) == (runsHere && ProductKernel.preferred != nil), "\(c)")
+            let x = Tensor.random(c.input, using: &generator)
+            let w = Tensor.random(weightShape, using: &generator)
+            let b = Tensor.random([c.filters], using: &generator)
+            let y = try conv.forward(x, weight: w, bias: b)
+            let params = Reference.Params(stride: c.stride, padding: c.padding, dilation: c.dilation)
+            #expect(relativeError(y.scalars, Reference.conv2d(x, w, b, params).values) <= 2e-4, "\(c)")
+        }
+    }
 }
