@@ -13,13 +13,15 @@ import KernelsSIMD
 /// weight past L2 had to keep im2col. Here nothing is thrown away and the weight streams in
 /// blocks of 64 filters.
 ///
-/// Strided layers (the forward pass only) read every `stride`-th pixel of the copy. Their small
-/// output planes left the products either too narrow (14×14 outputs, which went to im2col) or
-/// computing a fifth of their columns for nothing; here the blocks of 6 pixels run on across
-/// row ends, so a 7- or 14-pixel row leaves no register block idle. Two threads, `prof`:
-/// 8×128×28×28 → 256 3×3 stride 2 (was im2col) 5.38 → 4.76 ms (minima of 7 alternating runs;
-/// 5.61 → 4.27 in another 7), 8×96×28×28 → 192 medians 3.05 → 2.48; see
-/// ``ConvolutionEngine/minimumImplicitColumnShare`` for those the products keep.
+/// Strided layers (the forward pass only) read every `stride`-th pixel of the copy; the blocks of
+/// 6 pixels run on across row ends, so a 7- or 14-pixel row leaves no register block idle. The
+/// products over a phase-split copy computed up to a fifth of their columns for nothing there,
+/// or were too narrow for 14×14 outputs (which went to im2col). Two threads, `prof`:
+/// 8×128×28×28 → 256 3×3 stride 2 (was im2col) 5.38 → 4.76 ms (minima of 7 alternating runs);
+/// 16×64×32×32 → 128 medians of 8 3.10 → 2.74; 8×64×56×56 → 128 5×5 14.9 → 13.1; resnet-c3s2
+/// medians of 12 alternating runs 5.00 → 4.92 ms (minima 4.62 → 3.68), and call by call (the
+/// two alternating within one process) the pairs' median ratio 0.88–0.91 on resnet-c3s2,
+/// 8×128×56×56 → 256 and 4×64×112×112 → 64.
 ///
 /// - Complexity: O(N · F · C·KH·KW · OH·OW) multiply-adds, plus one padded copy per image and
 ///   one transpose of the output.

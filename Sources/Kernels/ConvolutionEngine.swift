@@ -14,13 +14,13 @@
 /// - the forward and backward-data passes of other stride-1 layers with 64+ channels and 64+
 ///   filters on AVX-512 CPUs: a convolution with the filters as the vector dimension over a
 ///   channel-last copy (``ChannelLastConvolution``; backward-data on the rotated kernels). The
-///   same for the forward pass of such strided layers with a weight within L2, except where the
-///   products below throw away less than a tenth of their columns (resnet-c3s2).
+///   same for the forward pass of such strided layers with a weight within L2.
 /// - the weight gradient of other stride-1 layers with kernel rows of 64+ floats (`KW·C`, or
 ///   `C` per tap when dilated) on AVX-512 CPUs: products over a channel-last copy
 ///   (``ChannelLastWeightGradient``).
-/// - strided layers on AVX-512 CPUs: the forward pass and the weight gradient as products over
-///   a phase-split copy of each image (``ImplicitConvolution``); backward-data as below. The
+/// - strided layers on AVX-512 CPUs: the weight gradient, and the forward pass of those the
+///   channel-last convolution leaves, as products over a phase-split copy of each image
+///   (``ImplicitConvolution``); backward-data as below. The
 ///   same products for the forward and backward-data passes of stride-1 layers whose weight
 ///   stays in L2 (the backward-data pass as a forward pass on the rotated kernels).
 /// - 1×1 stride-1 unpadded: the image is its own column matrix; each pass is a plain GEMM
@@ -118,24 +118,11 @@ struct ConvolutionEngine {
     /// Layers with 64+ channels and filters on AVX-512 CPUs that neither Winograd nor the direct
     /// kernel takes: the forward pass with the filters as the vector dimension (see
     /// ``ChannelLastConvolution``), ahead of the products over a phase-split copy and of im2col.
-    /// A strided layer keeps those products where at least ``minimumImplicitColumnShare`` of
-    /// their columns are outputs.
     var forwardChannelLast: ChannelLastConvolution? {
         guard backend == .openBLAS, ProductKernel.preferred != nil, !usesWinograd, forwardDirect == nil,
               ChannelLastConvolution.applies(to: geometry, filters: filters) else { return nil }
-        if geometry.stride != 1, let implicit = forwardImplicit, implicit.outputColumnShare >= Self.minimumImplicitColumnShare {
-            return nil
-        }
         return ChannelLastConvolution(geometry: geometry, filters: filters)
     }
-
-    /// Where the products over a phase-split copy waste less than a tenth of their columns, they
-    /// and the channel-last convolution (whose copy in and transpose out take about a sixth of
-    /// its time at stride 2) tie: resnet-c3s2 forward (0.94 of the columns outputs), medians of
-    /// 16 alternating runs 5.30 and 5.30 ms. Below, the channel-last convolution wins (medians of
-    /// 8, two threads): 16×64×32×32 → 128 3×3 stride 2 (0.8) 3.10 → 2.74 ms, 8×64×56×56 → 128
-    /// 5×5 stride 2 (0.875) 14.9 → 13.1.
-    static let minimumImplicitColumnShare = 0.9
 
     /// The same for the backward-data pass of such layers (``rotatedGeometry``: the output
     /// gradient's `F` channels in, the image's `C` out).

@@ -1,9 +1,10 @@
 import KernelsSIMD
 
 /// The forward pass as one product per image over a phase-split copy of the image, without
-/// im2col: for strided layers on AVX-512 CPUs, where im2col's strided gathers took a sixth of
-/// the pass (resnet-c3s2 forward 4.05 → 3.75 ms, minimum of 6 alternating runs), and for
-/// stride-1 layers with a small weight (see ``pays``).
+/// im2col: for strided layers on AVX-512 CPUs that the channel-last convolution leaves (fewer
+/// than 64 channels or filters, or a weight past 2 MiB), where im2col's strided gathers took a
+/// sixth of the pass (resnet-c3s2 forward 4.05 → 3.75 ms, minimum of 6 alternating runs, before
+/// the channel-last convolution took it), and for stride-1 layers with a small weight (see ``pays``).
 ///
 /// The copy holds each channel zero-padded and split by row and column phase (`y mod s`,
 /// `x mod s`), each phase plane `phaseRows × phaseLength`, `phaseLength = OW + ((KW − 1)·d)/s`.
@@ -125,15 +126,6 @@ struct ImplicitConvolution {
     var copyCount: Int { geometry.channels * channelStride }
     /// Flat columns of one image's product: the last output row's throw-away columns are left off.
     var productColumns: Int { (geometry.outputHeight - 1) * phaseLength + geometry.outputWidth }
-    /// The share of the product's columns, counted in the kernel's 64-wide blocks, that are
-    /// outputs: the rest are the `phaseLength − OW` throw-away columns per output row and the
-    /// last block's unused width. resnet-c3s2: 784 of 832 (0.94); 16×64×32×32 → 128 3×3 stride 2
-    /// (16×16 outputs, phase rows of 17): 256 of 320 (0.8).
-    var outputColumnShare: Double {
-        let blocks = (productColumns + ProductKernel.widestBlockColumns - 1) / ProductKernel.widestBlockColumns
-        return Double(geometry.outputPlaneSize) / Double(blocks * ProductKernel.widestBlockColumns)
-    }
-
     /// Floats of one image's product, `[F][OH·phaseLength]`.
     private var stagingCount: Int { filters * geometry.outputHeight * phaseLength }
 

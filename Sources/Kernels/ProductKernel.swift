@@ -28,10 +28,6 @@ import KernelsSIMD
 struct ProductKernel: Sendable {
     let instructionSet: DirectConvolution.InstructionSet
 
-    /// Columns of `C` the AVX-512 kernel's widest block computes at once (4 vectors of 16); a
-    /// product's last block computes its columns rounded up to a vector, with fewer accumulators.
-    static let widestBlockColumns = 64
-
     /// The kernel Kernels uses on this CPU, or nil (no AVX-512: OpenBLAS does these GEMMs).
     static let preferred: ProductKernel? =
         DirectConvolution.InstructionSet.avx512.isSupported ? ProductKernel(instructionSet: .avx512) : nil

@@ -40,24 +40,35 @@ TARGET static inline void transpose16(__m512 v[16]) {
     }
 }
 
+/// Transposes the tile at (`row`, `column`) of `source` into `destination`.
+TARGET static inline void transposeTile(const float *source, long rows, long columns, long sourceStride,
+                                        float *destination, long destinationStride, long row, long column) {
+    const long rowsHere = rows - row < 16 ? rows - row : 16;
+    const __mmask16 rowMask = (__mmask16)((1u << rowsHere) - 1u);
+    const long columnsHere = columns - column < 16 ? columns - column : 16;
+    const __mmask16 columnMask = (__mmask16)((1u << columnsHere) - 1u);
+    // Rows and columns past the matrix are neither read nor written.
+    __m512 v[16];
+    for (int i = 0; i < 16; i++) {
+        v[i] = i < rowsHere ? _mm512_maskz_loadu_ps(columnMask, source + (row + i) * sourceStride + column)
+                            : _mm512_setzero_ps();
+    }
+    transpose16(v);
+    for (int j = 0; j < 16; j++) {
+        if (j < columnsHere) _mm512_mask_storeu_ps(destination + (column + j) * destinationStride + row, rowMask, v[j]);
+    }
+}
+
+/// Tiles run down each band of 16 source columns before the next band, so the destination's
+/// rows are written 16 at a time from start to end rather than 16 floats into every one of them
+/// in turn: the channel-last convolution's output (`[pixel][filter]` into 128 planes for
+/// resnet-c3s2) went faster, call-by-call pairs' median 0.974 of the row-by-row order, and
+/// the other transposes measured the same either way (0.99–1.01).
 TARGET void kernels_transpose_avx512(const float *source, long rows, long columns, long sourceStride,
                                      float *destination, long destinationStride) {
-    for (long row = 0; row < rows; row += 16) {
-        const long rowsHere = rows - row < 16 ? rows - row : 16;
-        const __mmask16 rowMask = (__mmask16)((1u << rowsHere) - 1u);
-        for (long column = 0; column < columns; column += 16) {
-            const long columnsHere = columns - column < 16 ? columns - column : 16;
-            const __mmask16 columnMask = (__mmask16)((1u << columnsHere) - 1u);
-            // Rows and columns past the matrix are neither read nor written.
-            __m512 v[16];
-            for (int i = 0; i < 16; i++) {
-                v[i] = i < rowsHere ? _mm512_maskz_loadu_ps(columnMask, source + (row + i) * sourceStride + column)
-                                    : _mm512_setzero_ps();
-            }
-            transpose16(v);
-            for (int j = 0; j < 16; j++) {
-                if (j < columnsHere) _mm512_mask_storeu_ps(destination + (column + j) * destinationStride + row, rowMask, v[j]);
-            }
+    for (long column = 0; column < columns; column += 16) {
+        for (long row = 0; row < rows; row += 16) {
+            transposeTile(source, rows, columns, sourceStride, destination, destinationStride, row, column);
         }
     }
 }
