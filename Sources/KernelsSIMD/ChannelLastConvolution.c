@@ -11,34 +11,38 @@
 // which the products over a spatial layout (ImplicitConvolution) did KW − 1 times per output
 // row at stride 1.
 //
-// The loops run tap by tap and 64 channels at a time over every pixel of a band of rows (in
-// blocks of 6 in raster order, a block running on into the next row), the
-// accumulators going through `out` (L1) between slices: so the slice of weights in use (64
-// channels × 64 filters, 16 KB) stays in L1 while every pixel uses it. With all taps and
+// The loops run tap by tap and 64 channels at a time (a slice; two per pass) over every pixel
+// of a band of rows (in blocks of 6 in raster order, a block running on into the next row), the
+// accumulators going through `out` between passes: so the weights in use (64 channels × 64
+// filters per slice, 16 KB) stay in L1 while every pixel uses them. With all taps and
 // channels inside the register block instead, each block of 6 pixels streamed the whole weight
 // block (600 KB for 96 → 256 channels 5×5) from L2: 8×96×27×27 → 256 5×5 forward 39.2 → 35.5 ms
 // (minima of 3 alternating runs, two threads).
 
 #define TARGET __attribute__((target("avx512f,avx2,fma")))
 
-/// Adds one tap's channels [0, count) to R pixels × NV filter vectors held in `out` (pixel r's
-/// row `outStride` floats after pixel r − 1's), pixel r's inputs starting at `xs[r]`.
+/// Adds `segments` slices to R pixels × NV filter vectors held in `out` (pixel r's row
+/// `outStride` floats after pixel r − 1's): slice k's channels [0, counts[k]), its inputs
+/// `offsets[k]` floats after pixel r's `xs[r]`, its weights right after slice k − 1's.
 static inline __attribute__((always_inline)) TARGET void
-accumulate(const int R, const int NV, const float *const *xs, long count,
+accumulate(const int R, const int NV, const float *const *xs, long segments, const long *offsets, const long *counts,
            const float *weight, float *out, long outStride) {
     __m512 acc[6][4];
-    const float *x[6];
-    for (int r = 0; r < R; r++) x[r] = xs[r];
     for (int r = 0; r < R; r++)
         for (int j = 0; j < NV; j++) acc[r][j] = _mm512_loadu_ps(out + r * outStride + 16 * j);
     const long width = 16 * NV;
     const float *w = weight;
-    for (long c = 0; c < count; c++, w += width) {
-        __m512 wv[4];
-        for (int j = 0; j < NV; j++) wv[j] = _mm512_loadu_ps(w + 16 * j);
-        for (int r = 0; r < R; r++) {
-            const __m512 v = _mm512_set1_ps(x[r][c]);
-            for (int j = 0; j < NV; j++) acc[r][j] = _mm512_fmadd_ps(v, wv[j], acc[r][j]);
+    for (long k = 0; k < segments; k++) {
+        const float *x[6];
+        for (int r = 0; r < R; r++) x[r] = xs[r] + offsets[k];
+        const long count = counts[k];
+        for (long c = 0; c < count; c++, w += width) {
+            __m512 wv[4];
+            for (int j = 0; j < NV; j++) wv[j] = _mm512_loadu_ps(w + 16 * j);
+            for (int r = 0; r < R; r++) {
+                const __m512 v = _mm512_set1_ps(x[r][c]);
+                for (int j = 0; j < NV; j++) acc[r][j] = _mm512_fmadd_ps(v, wv[j], acc[r][j]);
+            }
         }
     }
     for (int r = 0; r < R; r++)
@@ -47,12 +51,12 @@ accumulate(const int R, const int NV, const float *const *xs, long count,
 
 #define PIXELS 6
 
-/// Adds one tap's channels [0, count) to every pixel of a band (`pixels` in raster order,
-/// `outputWidth` per row), in blocks of 6 that run on across row ends: a row of 14 or 28 pixels
+/// Adds `segments` slices (see `accumulate`) to every pixel of a band (`pixels` in raster
+/// order, `outputWidth` per row), in blocks of 6 that run on across row ends: a row of 14 or 28 pixels
 /// would otherwise end in a block of 2 or 4, with a third or a sixth of the registers idle.
 static inline __attribute__((always_inline)) TARGET void
 bandSlice(const int NV, const float *x, long rowStep, long pixelStep, long outputWidth, long pixels,
-          long count, const float *weight, float *out, long outStride) {
+          long segments, const long *offsets, const long *counts, const float *weight, float *out, long outStride) {
     long row = 0, column = 0;
     for (long pixel = 0; pixel < pixels; pixel += PIXELS) {
         const float *xs[PIXELS];
@@ -63,17 +67,24 @@ bandSlice(const int NV, const float *x, long rowStep, long pixelStep, long outpu
         }
         float *o = out + pixel * outStride;
         switch (here) {
-        case 6: accumulate(6, NV, xs, count, weight, o, outStride); break;
-        case 5: accumulate(5, NV, xs, count, weight, o, outStride); break;
-        case 4: accumulate(4, NV, xs, count, weight, o, outStride); break;
-        case 3: accumulate(3, NV, xs, count, weight, o, outStride); break;
-        case 2: accumulate(2, NV, xs, count, weight, o, outStride); break;
-        default: accumulate(1, NV, xs, count, weight, o, outStride); break;
+        case 6: accumulate(6, NV, xs, segments, offsets, counts, weight, o, outStride); break;
+        case 5: accumulate(5, NV, xs, segments, offsets, counts, weight, o, outStride); break;
+        case 4: accumulate(4, NV, xs, segments, offsets, counts, weight, o, outStride); break;
+        case 3: accumulate(3, NV, xs, segments, offsets, counts, weight, o, outStride); break;
+        case 2: accumulate(2, NV, xs, segments, offsets, counts, weight, o, outStride); break;
+        default: accumulate(1, NV, xs, segments, offsets, counts, weight, o, outStride); break;
         }
     }
 }
 
+/// Channels per slice: 64 × 64 filters of weights, 16 KB, stay in L1.
 #define CHANNEL_CHUNK 64
+/// Slices (the next tap's, or the same tap's next channels) one pass of a block's accumulators
+/// through `out` covers: two (32 KB of weights) halve those loads and stores. Call-by-call
+/// pairs' median ratios against one: 8×64×28×28 → 64 7×7 forward 0.97, 8×96×27×27 → 256 5×5
+/// 0.95, resnet-c3s2 0.99, 8×64×32×32 → 128 5×5 backward-data 0.97; three or four slices
+/// measured no better (0.95–0.98).
+#define SLICES_PER_PASS 2
 
 TARGET void kernels_channel_last_rows_avx512(const float *image, long rowStep, long rows,
                                              long channels, long pixelStep, const long *tapOffsets, long taps,
@@ -89,19 +100,27 @@ TARGET void kernels_channel_last_rows_avx512(const float *image, long rowStep, l
                 _mm512_storeu_ps(o + j, bias ? _mm512_loadu_ps(bias + first + j) : _mm512_setzero_ps());
         }
         const float *block = weight + first * taps * channels;
-        for (long t = 0; t < taps; t++) {
-            for (long c0 = 0; c0 < channels; c0 += CHANNEL_CHUNK) {
-                const long count = channels - c0 < CHANNEL_CHUNK ? channels - c0 : CHANNEL_CHUNK;
-                const float *w = block + (t * channels + c0) * width;
-                const float *x = image + tapOffsets[t] + c0;
-                float *o = out + first;
-                switch (vectors) {
-                case 4: bandSlice(4, x, rowStep, pixelStep, outputWidth, pixels, count, w, o, filtersPadded); break;
-                case 3: bandSlice(3, x, rowStep, pixelStep, outputWidth, pixels, count, w, o, filtersPadded); break;
-                case 2: bandSlice(2, x, rowStep, pixelStep, outputWidth, pixels, count, w, o, filtersPadded); break;
-                default: bandSlice(1, x, rowStep, pixelStep, outputWidth, pixels, count, w, o, filtersPadded); break;
-                }
+        const long slicesPerTap = (channels + CHANNEL_CHUNK - 1) / CHANNEL_CHUNK;
+        const long slices = taps * slicesPerTap;
+        for (long slice = 0; slice < slices; slice += SLICES_PER_PASS) {
+            const long t = slice / slicesPerTap, c0 = slice % slicesPerTap * CHANNEL_CHUNK;
+            long offsets[SLICES_PER_PASS], counts[SLICES_PER_PASS], segments = 0;
+            for (long k = slice; k < slice + SLICES_PER_PASS && k < slices; k++, segments++) {
+                const long tk = k / slicesPerTap, ck = k % slicesPerTap * CHANNEL_CHUNK;
+                offsets[segments] = tapOffsets[tk] + ck - tapOffsets[t] - c0;
+                counts[segments] = channels - ck < CHANNEL_CHUNK ? channels - ck : CHANNEL_CHUNK;
             }
+            const float *w = block + (t * channels + c0) * width;
+            const float *x = image + tapOffsets[t] + c0;
+            float *o = out + first;
+#define SLICE_ARGUMENTS x, rowStep, pixelStep, outputWidth, pixels, segments, offsets, counts, w, o, filtersPadded
+            switch (vectors) {
+            case 4: bandSlice(4, SLICE_ARGUMENTS); break;
+            case 3: bandSlice(3, SLICE_ARGUMENTS); break;
+            case 2: bandSlice(2, SLICE_ARGUMENTS); break;
+            default: bandSlice(1, SLICE_ARGUMENTS); break;
+            }
+#undef SLICE_ARGUMENTS
         }
     }
 }
