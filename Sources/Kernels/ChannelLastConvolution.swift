@@ -21,7 +21,9 @@ import KernelsSIMD
 /// 16×64×32×32 → 128 medians of 8 3.10 → 2.74; 8×64×56×56 → 128 5×5 14.9 → 13.1; resnet-c3s2
 /// medians of 12 alternating runs 5.00 → 4.92 ms (minima 4.62 → 3.68), and call by call (the
 /// two alternating within one process) the pairs' median ratio 0.88–0.91 on resnet-c3s2,
-/// 8×128×56×56 → 256 and 4×64×112×112 → 64.
+/// 8×128×56×56 → 256 and 4×64×112×112 → 64. With a weight past L2, 8×256×28×28 → 512 3×3
+/// stride 2 (4.7 MB) against im2col + OpenBLAS 0.96–0.97, and 8×256×14×14 → 512 0.95 with its
+/// 7×7 images grouped into bands (``imagesPerBand``).
 ///
 /// - Complexity: O(N · F · C·KH·KW · OH·OW) multiply-adds, plus one padded copy per image and
 ///   one transpose of the output.
@@ -32,21 +34,13 @@ struct ChannelLastConvolution: Sendable {
     /// Whether a layer runs here (its forward pass, or as the rotated convolution of a stride-1
     /// backward-data pass): a kernel larger than 1×1, at least 64 channels and 64 filters (so the
     /// 64-channel slices and 64-filter blocks are full; with 32 channels or 32 filters it ran no
-    /// faster than the products over a phase-split copy), a strided layer only with a weight of at
-    /// most ``maximumStridedWeightFloats``, and a padded copy and a staging row of at most
-    /// ``CheckedArithmetic/maximumImageCopyFloats``.
+    /// faster than the products over a phase-split copy), and a padded copy and a staging row of
+    /// at most ``CheckedArithmetic/maximumImageCopyFloats``.
     static func applies(to g: ConvGeometry, filters: Int) -> Bool {
         g.kernel.height * g.kernel.width > 1 && g.channels >= 64 && filters >= 64
-            && (g.stride == 1 || CheckedArithmetic.product(filters, g.columnRows, isAtMost: maximumStridedWeightFloats))
             && g.channelLastCopyFits
             && CheckedArithmetic.product(g.outputWidth, filters + 15, isAtMost: CheckedArithmetic.maximumImageCopyFloats)
     }
-
-    /// Largest weight (`F × C·KH·KW` floats, 2 MiB) of a strided layer that runs here. A strided
-    /// layer's output plane is small (14×14, 7×7), so each pass over the weight serves few
-    /// pixels; past L2 im2col + OpenBLAS did better: 8×256×28×28 → 512 3×3 stride 2 (4.7 MB)
-    /// 16.8 → 20.9 ms, minima of 6 alternating runs, two threads.
-    static let maximumStridedWeightFloats = 1 << 19
 
     /// Filters rounded up to whole vectors of 16: the packed weight's and the staging's width.
     var filtersPadded: Int { (filters + 15) / 16 * 16 }
@@ -60,12 +54,36 @@ struct ChannelLastConvolution: Sendable {
     /// it is transposed out.
     var bandRows: Int { max(1, min(geometry.outputHeight, (1 << 15) / max(1, geometry.outputWidth * filtersPadded))) }
     private var bands: Int { (geometry.outputHeight + bandRows - 1) / bandRows }
-    private var stagingCount: Int { bandRows * geometry.outputWidth * filtersPadded }
+    /// Images one band covers: several where the weight is past L2 (more than
+    /// ``largeWeightFloats``) and a whole image is fewer than ``minimumBandPixels`` pixels (7×7
+    /// outputs), their copies side by side, the band running on from one image's last row into
+    /// the next image's first; at most an equal share of the batch per thread, so every thread
+    /// has a group. Otherwise 1: with a weight in L2, grouping lost more to coarser sharing of
+    /// the batch between threads than it gained (8×64×14×14 → 128 3×3 stride 2, 0.31 ms,
+    /// call-by-call pairs' median ratio 0.90 for one image per band).
+    var imagesPerBand: Int {
+        let g = geometry
+        guard imageWorkers > 1, bandRows == g.outputHeight, g.outputPlaneSize < Self.minimumBandPixels,
+              !CheckedArithmetic.product(filters, g.columnRows, isAtMost: Self.largeWeightFloats) else { return 1 }
+        let wanted = (Self.minimumBandPixels + g.outputPlaneSize - 1) / g.outputPlaneSize
+        return max(1, min(wanted, (g.batch + imageWorkers - 1) / imageWorkers))
+    }
+    /// Fewest pixels a band over a large weight should have: each 16 KB slice of it brought into
+    /// L1 then serves 40+ blocks of 6 pixels. One 7×7 image was 8 blocks, and the weight of
+    /// 8×256×14×14 → 512 3×3 stride 2 (4.7 MB) streamed from L3 for each: grouping 4 images,
+    /// call-by-call pairs' median ratio 0.97, and against im2col + OpenBLAS 0.95 (one image per
+    /// band: 1.00).
+    static let minimumBandPixels = 256
+    /// Floats of weight (`F·C·KH·KW`, 2 MiB) past which bands cover several small images.
+    static let largeWeightFloats = 1 << 19
+    /// Floats of one thread's `[pixel][filter]` staging: a band's rows, or a group's images.
+    private var stagingCount: Int { max(bandRows * geometry.outputWidth, imagesPerBand * geometry.outputPlaneSize) * filtersPadded }
     private var imageWorkers: Int { geometry.imageWorkers(filters: filters) }
     /// Threads that share one image's bands when there are fewer images than cores.
     private var bandWorkers: Int { imageWorkers > 1 ? 1 : Parallel.chunkCount(bands, workPerItem: geometry.imageWork(filters: filters) / bands) }
     private var slices: Int { max(1, imageWorkers, bandWorkers) }
-    private var sliceCount: Int { copyCount + stagingCount }
+    /// One thread's slice: its copies, then its staging.
+    private var sliceCount: Int { imagesPerBand * copyCount + stagingCount }
     /// Floats of workspace ``forward(input:weight:bias:output:workspace:)`` needs.
     var workspaceCount: Int { packedWeightCount + filtersPadded + slices * sliceCount }
 
@@ -84,42 +102,62 @@ struct ChannelLastConvolution: Sendable {
         }
         // The copies' padding is never written: zeroed once per call (with bands split across
         // cores, only the first slice holds a copy; the others are staging only).
+        let imagesPerBand = imagesPerBand
+        let copiesCount = imagesPerBand * copyCount
         for slice in 0..<(imageWorkers > 1 ? slices : 1) {
-            (slicesStart + slice * sliceCount).update(repeating: 0, count: copyCount)
+            (slicesStart + slice * sliceCount).update(repeating: 0, count: copiesCount)
         }
         let tapOffsets = (0..<taps).map { tap in
             let (row, column) = tap.quotientAndRemainder(dividingBy: g.kernel.width)
             return (row * g.dilation.height * paddedWidth + column * g.dilation.width) * channels
         }
         let outputImageSize = filters * g.outputPlaneSize
+        let rowStep = g.stride.height * paddedWidth * channels
         tapOffsets.withUnsafeBufferPointer { tapOffsets in
-            func copy(image: Int, into slice: UnsafeMutablePointer<Float>) {
-                g.copyChannelLast(input + image * g.imageSize, into: slice)
+            // `rows` output rows into `staging`, from the copies at `copy` (`copyCount` floats
+            // apart), each giving `rowsPerImage` of them.
+            func convolve(copy: UnsafePointer<Float>, rows: Int, rowsPerImage: Int, staging: UnsafeMutablePointer<Float>) {
+                kernels_channel_last_rows_avx512(copy, rowStep, rows, rowsPerImage, copyCount, channels,
+                                                 g.stride.width * channels, tapOffsets.baseAddress, taps,
+                                                 packed, filtersPadded, bias == nil ? nil : packedBias,
+                                                 g.outputWidth, staging)
+            }
+            func transposeOut(rows: Int, from staging: UnsafePointer<Float>, to output: UnsafeMutablePointer<Float>) {
+                VectorOperations.transpose(rows: rows * g.outputWidth, columns: filters, from: staging, sourceStride: filtersPadded,
+                                           to: output, destinationStride: g.outputPlaneSize)
             }
             func run(band: Int, copy: UnsafePointer<Float>, staging: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>) {
                 let first = band * bandRows
                 let rows = min(bandRows, g.outputHeight - first)
-                kernels_channel_last_rows_avx512(copy + first * g.stride.height * paddedWidth * channels,
-                                                 g.stride.height * paddedWidth * channels, rows, channels,
-                                                 g.stride.width * channels, tapOffsets.baseAddress, taps,
-                                                 packed, filtersPadded, bias == nil ? nil : packedBias,
-                                                 g.outputWidth, staging)
-                VectorOperations.transpose(rows: rows * g.outputWidth, columns: filters, from: staging, sourceStride: filtersPadded,
-                                           to: output + first * g.outputWidth, destinationStride: g.outputPlaneSize)
+                convolve(copy: copy + first * rowStep, rows: rows, rowsPerImage: rows, staging: staging)
+                transposeOut(rows: rows, from: staging, to: output + first * g.outputWidth)
             }
             if imageWorkers > 1 {
-                Parallel.forEachDynamic(g.batch, workPerItem: g.imageWork(filters: filters)) { worker, image in
+                let groups = (g.batch + imagesPerBand - 1) / imagesPerBand
+                Parallel.forEachDynamic(groups, workPerItem: imagesPerBand * g.imageWork(filters: filters)) { worker, group in
                     let slice = slicesStart + worker * sliceCount
-                    copy(image: image, into: slice)
-                    for band in 0..<bands {
-                        run(band: band, copy: slice, staging: slice + copyCount, output: output + image * outputImageSize)
+                    let staging = slice + copiesCount
+                    let images = (group * imagesPerBand)..<min(g.batch, (group + 1) * imagesPerBand)
+                    for (index, image) in images.enumerated() {
+                        g.copyChannelLast(input + image * g.imageSize, into: slice + index * copyCount)
+                    }
+                    if imagesPerBand == 1 {
+                        for band in 0..<bands {
+                            run(band: band, copy: slice, staging: staging, output: output + images.lowerBound * outputImageSize)
+                        }
+                        return
+                    }
+                    convolve(copy: slice, rows: images.count * g.outputHeight, rowsPerImage: g.outputHeight, staging: staging)
+                    for (index, image) in images.enumerated() {
+                        transposeOut(rows: g.outputHeight, from: staging + index * g.outputPlaneSize * filtersPadded,
+                                     to: output + image * outputImageSize)
                     }
                 }
                 return
             }
             // Fewer images than cores: one image at a time, its bands split across cores.
             for image in 0..<g.batch {
-                copy(image: image, into: slicesStart)
+                g.copyChannelLast(input + image * g.imageSize, into: slicesStart)
                 Parallel.forEachChunk(bands, workPerItem: g.imageWork(filters: filters) / bands) { chunk, range in
                     for band in range {
                         run(band: band, copy: slicesStart, staging: slicesStart + chunk * sliceCount + copyCount,

@@ -14,13 +14,13 @@
 /// - the forward and backward-data passes of other stride-1 layers with 64+ channels and 64+
 ///   filters on AVX-512 CPUs: a convolution with the filters as the vector dimension over a
 ///   channel-last copy (``ChannelLastConvolution``; backward-data on the rotated kernels). The
-///   same for the forward pass of such strided layers with a weight within L2.
+///   same for the forward pass of such strided layers.
 /// - the weight gradient of other stride-1 layers with kernel rows of 64+ floats (`KW·C`, or
 ///   `C` per tap when dilated) on AVX-512 CPUs: products over a channel-last copy
 ///   (``ChannelLastWeightGradient``).
 /// - strided layers on AVX-512 CPUs: the weight gradient, and the forward pass of those the
-///   channel-last convolution leaves, as products over a phase-split copy of each image
-///   (``ImplicitConvolution``); backward-data as below. The
+///   channel-last convolution leaves (fewer than 64 channels or filters), as products over a
+///   phase-split copy of each image (``ImplicitConvolution``); backward-data as below. The
 ///   same products for the forward and backward-data passes of stride-1 layers whose weight
 ///   stays in L2 (the backward-data pass as a forward pass on the rotated kernels).
 /// - 1×1 stride-1 unpadded: the image is its own column matrix; each pass is a plain GEMM

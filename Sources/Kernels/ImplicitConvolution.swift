@@ -2,7 +2,7 @@ import KernelsSIMD
 
 /// The forward pass as one product per image over a phase-split copy of the image, without
 /// im2col: for strided layers on AVX-512 CPUs that the channel-last convolution leaves (fewer
-/// than 64 channels or filters, or a weight past 2 MiB), where im2col's strided gathers took a
+/// than 64 channels or filters), where im2col's strided gathers took a
 /// sixth of the pass (resnet-c3s2 forward 4.05 → 3.75 ms, minimum of 6 alternating runs, before
 /// the channel-last convolution took it), and for stride-1 layers with a small weight (see ``pays``).
 ///

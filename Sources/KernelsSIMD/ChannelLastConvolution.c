@@ -55,15 +55,19 @@ accumulate(const int R, const int NV, const float *const *xs, long segments, con
 /// order, `outputWidth` per row), in blocks of 6 that run on across row ends: a row of 14 or 28 pixels
 /// would otherwise end in a block of 2 or 4, with a third or a sixth of the registers idle.
 static inline __attribute__((always_inline)) TARGET void
-bandSlice(const int NV, const float *x, long rowStep, long pixelStep, long outputWidth, long pixels,
-          long segments, const long *offsets, const long *counts, const float *weight, float *out, long outStride) {
-    long row = 0, column = 0;
+bandSlice(const int NV, const float *x, long rowStep, long rowsPerImage, long imageStep, long pixelStep,
+          long outputWidth, long pixels, long segments, const long *offsets, const long *counts,
+          const float *weight, float *out, long outStride) {
+    long image = 0, row = 0, column = 0;
     for (long pixel = 0; pixel < pixels; pixel += PIXELS) {
         const float *xs[PIXELS];
         const long here = pixels - pixel < PIXELS ? pixels - pixel : PIXELS;
         for (long r = 0; r < here; r++) {
-            xs[r] = x + row * rowStep + column * pixelStep;
-            if (++column == outputWidth) { column = 0; row++; }
+            xs[r] = x + image * imageStep + row * rowStep + column * pixelStep;
+            if (++column == outputWidth) {
+                column = 0;
+                if (++row == rowsPerImage) { row = 0; image++; }
+            }
         }
         float *o = out + pixel * outStride;
         switch (here) {
@@ -87,7 +91,8 @@ bandSlice(const int NV, const float *x, long rowStep, long pixelStep, long outpu
 #define SLICES_PER_PASS 2
 
 TARGET void kernels_channel_last_rows_avx512(const float *image, long rowStep, long rows,
-                                             long channels, long pixelStep, const long *tapOffsets, long taps,
+                                             long rowsPerImage, long imageStep, long channels,
+                                             long pixelStep, const long *tapOffsets, long taps,
                                              const float *weight, long filtersPadded, const float *bias,
                                              long outputWidth, float *out) {
     const long pixels = rows * outputWidth;
@@ -113,7 +118,7 @@ TARGET void kernels_channel_last_rows_avx512(const float *image, long rowStep, l
             const float *w = block + (t * channels + c0) * width;
             const float *x = image + tapOffsets[t] + c0;
             float *o = out + first;
-#define SLICE_ARGUMENTS x, rowStep, pixelStep, outputWidth, pixels, segments, offsets, counts, w, o, filtersPadded
+#define SLICE_ARGUMENTS x, rowStep, rowsPerImage, imageStep, pixelStep, outputWidth, pixels, segments, offsets, counts, w, o, filtersPadded
             switch (vectors) {
             case 4: bandSlice(4, SLICE_ARGUMENTS); break;
             case 3: bandSlice(3, SLICE_ARGUMENTS); break;
@@ -129,10 +134,12 @@ TARGET void kernels_channel_last_rows_avx512(const float *image, long rowStep, l
 
 // Never called: the Swift side checks kernels_simd_has_avx512f() first.
 void kernels_channel_last_rows_avx512(const float *image, long rowStep, long rows,
-                                      long channels, long pixelStep, const long *tapOffsets, long taps,
+                                      long rowsPerImage, long imageStep, long channels,
+                                      long pixelStep, const long *tapOffsets, long taps,
                                       const float *weight, long filtersPadded, const float *bias,
                                       long outputWidth, float *out) {
-    (void)image; (void)rowStep; (void)rows; (void)channels; (void)pixelStep; (void)tapOffsets; (void)taps;
+    (void)image; (void)rowStep; (void)rows; (void)rowsPerImage; (void)imageStep; (void)channels; (void)pixelStep;
+    (void)tapOffsets; (void)taps;
     (void)weight; (void)filtersPadded; (void)bias; (void)outputWidth; (void)out;
 }
 

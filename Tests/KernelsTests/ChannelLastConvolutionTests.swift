@@ -4,7 +4,7 @@ import Testing
 /// The channel-last forward pass against the float64 reference, run directly: filters not a
 /// multiple of 16 (a partial vector) or of 64 (a narrower last block), output rows not a multiple
 /// of 6 pixels, stride 2, dilation, rectangular kernels and padding, one image (its bands split
-/// across cores) and several (images split), with and without a bias.
+/// across cores) and several (images split, or grouped into bands), with and without a bias.
 @Suite struct ChannelLastConvolutionTests {
     typealias Case = (input: [Int], filters: Int, kernel: Size2D, stride: Size2D, padding: Size2D, dilation: Size2D)
 
@@ -15,6 +15,7 @@ import Testing
         ([2, 12, 19, 21], 130, Size2D(height: 3, width: 5), 2, Size2D(height: 1, width: 2), 1),
         ([2, 8, 24, 26], 20, 3, 1, 2, 2),                                         // dilated
         ([1, 64, 70, 9], 16, 3, Size2D(height: 1, width: 2), 0, 1),              // many bands, stride across
+        ([5, 64, 8, 8], 1024, 3, 2, 1, 1),                                        // 2.4 MB of weight: images grouped, a short last group
     ]
 
     @Test func forwardMatchesTheReference() throws {
@@ -75,16 +76,31 @@ import Testing
         }
     }
 
-    /// Strided layers it takes (a weight within 2 MiB), through `Conv2D`, and those it leaves: a
-    /// weight past 2 MiB, 32 filters.
+    /// Strided layers it takes (64+ channels and filters), through `Conv2D`, and one it leaves.
     static let stridedLayers: [(layer: Case, runsHere: Bool)] = [
         (([2, 64, 14, 14], 64, 3, 2, 1, 1), true),                               // 7×7 outputs
         (([2, 64, 32, 32], 80, 3, 2, 1, 1), true),                               // 16×16 outputs, a partial block
         (([1, 64, 21, 22], 64, Size2D(height: 3, width: 5), Size2D(height: 2, width: 3), 2, 1), true),
         (([1, 64, 56, 56], 128, 3, 2, 1, 1), true),                              // resnet-c3s2's shape, one image
-        (([1, 256, 8, 8], 512, 3, 2, 1, 1), false),                              // 4.7 MB of weight
+        (([1, 256, 8, 8], 512, 3, 2, 1, 1), true),                               // 4.7 MB of weight
         (([2, 64, 16, 16], 32, 3, 2, 1, 1), false),                              // 32 filters
     ]
+
+    /// Bands cover several images only where the weight is past 2 MiB and an image's output is
+    /// small, and then every thread still gets a group.
+    @Test func bandsGroupSmallImagesOverALargeWeight() throws {
+        func imagesPerBand(_ input: [Int], filters: Int) throws -> Int {
+            let g = try ConvGeometry(batch: input[0], channels: input[1], height: input[2], width: input[3],
+                                     kernel: 3, stride: 2, padding: 1)
+            return ChannelLastConvolution(geometry: g, filters: filters).imagesPerBand
+        }
+        let cores = Parallel.coreCount
+        #expect(try imagesPerBand([8, 256, 14, 14], filters: 512) == (cores > 1 ? min(6, (8 + cores - 1) / cores) : 1))
+        #expect(try imagesPerBand([5, 64, 8, 8], filters: 1024) == (cores > 1 ? min(16, (5 + cores - 1) / cores) : 1))
+        #expect(try imagesPerBand([8, 64, 14, 14], filters: 128) == 1)                 // 295 KB of weight
+        #expect(try imagesPerBand([8, 256, 28, 28], filters: 512) == 1)                // 14×14 outputs
+        #expect(try imagesPerBand([1, 256, 14, 14], filters: 512) == 1)                // one image
+    }
 
     @Test func conv2DRunsStridedLayersThatPay() throws {
         var generator = SeededGenerator(seed: 133)

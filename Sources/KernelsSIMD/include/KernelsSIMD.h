@@ -113,13 +113,15 @@ void kernels_winograd_kernel_untransform_avx512(const float *transformed, long p
 void kernels_product_transposed_avx512(const float *a, long lda, const float *b, long ldb,
                                        long m, long n, long k, float *c, long ldc, bool accumulate);
 
-/// Output rows of a convolution over a channel-last image, filters innermost:
-/// `out[(r·outputWidth + ow)·filtersPadded + f] = bias[f] + Σ_t Σ_c image[r·rowStep + ow·pixelStep + tapOffsets[t] + c]
-/// · weight[…]` for `rows` rows, `outputWidth` pixels and `filtersPadded` (a multiple of 16) filters. `weight` is in blocks
+/// Output rows of a convolution over channel-last images, filters innermost:
+/// `out[(r·outputWidth + ow)·filtersPadded + f] = bias[f] + Σ_t Σ_c image[i·imageStep + y·rowStep + ow·pixelStep +
+/// tapOffsets[t] + c] · weight[…]` for `rows` rows (row `r` being row `y = r mod rowsPerImage` of image
+/// `i = r / rowsPerImage`), `outputWidth` pixels and `filtersPadded` (a multiple of 16) filters. `weight` is in blocks
 /// of 64 filters (the last one narrower): block `b` at `64·b·taps·channels`, holding `[t][c][its width]`. `bias` has
 /// `filtersPadded` floats, or is NULL. Requires kernels_simd_has_avx512f().
 void kernels_channel_last_rows_avx512(const float *image, long rowStep, long rows,
-                                      long channels, long pixelStep, const long *tapOffsets, long taps,
+                                      long rowsPerImage, long imageStep, long channels,
+                                      long pixelStep, const long *tapOffsets, long taps,
                                       const float *weight, long filtersPadded, const float *bias,
                                       long outputWidth, float *out);
 
