@@ -6,7 +6,7 @@
 /// other side (`batch × filters × outputHeight × outputWidth`), and the weight is
 /// `filters × geometry.columnRows`, row-major. Buffers are assumed valid: callers validate.
 ///
-/// Seven algorithms, chosen by shape:
+/// Eight algorithms, chosen by shape:
 /// - 3×3 stride-1 with enough channels: Winograd F(2×2, 3×3) for all passes (``WinogradF2x3``).
 /// - few input channels, or a 5×5+ stride-1 kernel with few filters, on AVX2 CPUs: a direct
 ///   convolution (``DirectConvolution``) for the forward pass and the weight gradient, and for
@@ -26,6 +26,8 @@
 /// - 1×1 stride-1 unpadded: the image is its own column matrix; each pass is a plain GEMM
 ///   (on AVX-512 CPUs, where it pays, the product kernel instead: ``PointwiseProduct``,
 ///   ``PointwiseWeightGradient``).
+/// - the backward-data pass of stride-2 layers with 64+ channels and filters on AVX-512 CPUs:
+///   one stride-1 convolution per output phase by the channel-last kernel (``PhaseBackwardData``).
 /// - anything else: im2col + GEMM.
 ///
 /// The last two go through GEMM in blocks of output positions (``ColumnBlocking``): a band of
@@ -145,6 +147,15 @@ struct ConvolutionEngine {
         return implicit.pays ? implicit : nil
     }
 
+    /// Stride-2 layers with 64+ channels and filters on AVX-512 CPUs: the backward-data pass by
+    /// output phases, each a stride-1 convolution by the channel-last kernel (see
+    /// ``PhaseBackwardData``), instead of a GEMM into columns and col2im.
+    var backwardDataPhases: PhaseBackwardData? {
+        guard backend == .openBLAS, ProductKernel.preferred != nil,
+              PhaseBackwardData.applies(to: geometry, filters: filters) else { return nil }
+        return PhaseBackwardData(geometry: geometry, filters: filters)
+    }
+
     /// The forward convolution that runs the backward-data pass on rotated kernels, if one does.
     var backwardDataRotated: (any ForwardConvolution)? { backwardDataDirect ?? backwardDataChannelLast ?? backwardDataImplicit }
 
@@ -184,6 +195,7 @@ struct ConvolutionEngine {
         case winograd
         case rotated(any ForwardConvolution)
         case pointwise(PointwiseProduct)
+        case phases(PhaseBackwardData)
         case columns
     }
 
@@ -210,6 +222,7 @@ struct ConvolutionEngine {
         if usesWinograd { return .winograd }
         if let rotated = backwardDataRotated { return .rotated(rotated) }
         if let pointwise = pointwiseProduct, pointwise.backwardDataPays { return .pointwise(pointwise) }
+        if let phases = backwardDataPhases { return .phases(phases) }
         return .columns
     }
 
@@ -240,6 +253,7 @@ struct ConvolutionEngine {
         }
         let backwardData = switch backwardDataPath {
         case .rotated(let rotated): rotatedWeightFloats + rotated.workspaceCount
+        case .phases(let phases): phases.workspaceCount
         case .winograd, .pointwise, .columns: 0
         }
         let weightGradient = switch weightGradientPath {
@@ -404,6 +418,9 @@ struct ConvolutionEngine {
                                    workspace: rotatedWeight + rotatedWeightFloats)
         case .pointwise(let pointwise):
             return pointwise.backwardData(outputGradient: outputGradient, weight: weight, inputGradient: inputGradient)
+        case .phases(let phases):
+            return phases.backwardData(outputGradient: outputGradient, weight: weight, inputGradient: inputGradient,
+                                       workspace: workspace!)
         case .columns:
             break
         }

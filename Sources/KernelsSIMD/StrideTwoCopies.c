@@ -9,6 +9,9 @@
 // two masked loads cover 32 input pixels (lanes in the padding or past the row load as zero),
 // one permute keeps the even (or odd) ones, 16 per step.
 //
+// The interleave is the inverse, for the backward-data pass by output phases: two phase rows
+// into one image row.
+//
 // im2col: the scalar path paid a function call, two zero fills and a range check per output
 // row; on 7×7 and 14×14 outputs (runs of 7 or 14 floats) its im2col took a sixth of the
 // forward pass.
@@ -88,6 +91,24 @@ TARGET void kernels_deinterleave_avx512(const float *source, long width, long pa
     }
 }
 
+static const int lowPairs[16] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
+static const int highPairs[16] = {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+
+TARGET void kernels_interleave_avx512(const float *even, const float *odd, long width, float *destination) {
+    const __m512i low = _mm512_loadu_si512(lowPairs);
+    const __m512i high = _mm512_loadu_si512(highPairs);
+    for (long x = 0; x < width; x += 32) {
+        const long column = x / 2;
+        const long evenCount = (width - x + 1) / 2 < 16 ? (width - x + 1) / 2 : 16;
+        const long oddCount = (width - x) / 2 < 16 ? (width - x) / 2 : 16;
+        const __m512 a = _mm512_maskz_loadu_ps((__mmask16)laneRange(0, evenCount), even + column);
+        const __m512 b = _mm512_maskz_loadu_ps((__mmask16)laneRange(0, oddCount), odd + column);
+        const uint32_t lanes = laneRange(0, width - x);
+        _mm512_mask_storeu_ps(destination + x, (__mmask16)(lanes & 0xFFFF), _mm512_permutex2var_ps(a, low, b));
+        _mm512_mask_storeu_ps(destination + x + 16, (__mmask16)(lanes >> 16), _mm512_permutex2var_ps(a, high, b));
+    }
+}
+
 #else
 
 void kernels_im2col_stride2_avx512(const float *image, long height, long width,
@@ -104,6 +125,10 @@ void kernels_im2col_stride2_avx512(const float *image, long height, long width,
 void kernels_deinterleave_avx512(const float *source, long width, long padding,
                                  float *even, float *odd, long length) {
     (void)source; (void)width; (void)padding; (void)even; (void)odd; (void)length;
+}
+
+void kernels_interleave_avx512(const float *even, const float *odd, long width, float *destination) {
+    (void)even; (void)odd; (void)width; (void)destination;
 }
 
 #endif

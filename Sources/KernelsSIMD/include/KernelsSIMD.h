@@ -150,6 +150,11 @@ void kernels_im2col_stride2_avx512(const float *image, long height, long width,
 void kernels_deinterleave_avx512(const float *source, long width, long padding,
                                  float *even, float *odd, long length);
 
+/// Two column phases into one image row of `width` pixels: `destination[x] = x even ? even[x / 2]
+/// : odd[x / 2]`. Reads `(width + 1) / 2` floats of `even` and `width / 2` of `odd`, writes
+/// `width`. Requires kernels_simd_has_avx512f().
+void kernels_interleave_avx512(const float *even, const float *odd, long width, float *destination);
+
 static inline void kernels_prefetch(const void *address) { __builtin_prefetch(address, 0, 3); }
 
 #endif
