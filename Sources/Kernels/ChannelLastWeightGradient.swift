@@ -1,11 +1,11 @@
-/// The weight gradient of stride-1 layers with a kernel row of 64+ floats on AVX-512 CPUs (the
+/// The weight gradient of layers with a kernel row of 64+ floats on AVX-512 CPUs (the
 /// direct kernel's layers, such as 16 → 16 channels 7×7 or 32 → 32 channels 5×5, and the
 /// im2col layers Winograd does not take, such as 96 → 256 channels 5×5), as ``ProductKernel``
 /// products over a channel-last copy of each image.
 ///
 /// With the image copied zero-padded as `[y][x][c]`, the inputs output `(oh, ow)` meets through
 /// kernel row `kh` (every `kw`, every channel) are `KW·C` contiguous floats at
-/// `((oh + kh)·paddedWidth + ow)·C`. So for each `kh`, `dW[f][kh][·][·] = Σ_p dY[f][p] · B_kh[p][·]`
+/// `((s·oh + kh)·paddedWidth + s·ow)·C` at stride `s`. So for each `kh`, `dW[f][kh][·][·] = Σ_p dY[f][p] · B_kh[p][·]`
 /// is one product: `A` the output gradient read in place (`F × P`), `B` those overlapping rows,
 /// `KW·C` columns wide (with a dilation across, a kernel row's taps are not adjacent: each tap
 /// is a product of its own, `C` columns wide). The direct kernel's weight gradient sums one tap (or one vector of
@@ -25,17 +25,23 @@ struct ChannelLastWeightGradient {
     let filters: Int
     let product: ProductKernel
 
-    /// Whether this layer's weight gradient runs here: stride 1, a kernel larger than 1×1 (a
-    /// pointwise layer's image already is its column matrix), products at least 64 floats wide
+    /// Whether this layer's weight gradient runs here: a kernel larger than 1×1 (a pointwise
+    /// layer's image already is its column matrix), products at least 64 floats wide
     /// (``pieceColumns(_:)``), so each is at least one full block of the kernel, and a padded
     /// copy of at most ``CheckedArithmetic/maximumImageCopyFloats`` (padding far beyond the image
     /// could make it huge, or overflow). A dilated layer, whose products are one tap's channels
     /// each, also needs its partial sum (`F·C·KH·KW`) within 1 MiB: minima of 4 alternating runs,
     /// 8×128×28×28 → 128 3×3 dilation 2 13.0 → 10.2 ms, but 8×256×28×28 → 256 (2.4 MB of partial
-    /// sum, updated by each of 9 products per image) 37.0 → 45.5 against im2col + OpenBLAS.
+    /// sum, updated by each of 9 products per image) 37.0 → 45.5 against im2col + OpenBLAS. A
+    /// strided layer (its rows of `B` every `stride`-th pixel) needs its partial sum within
+    /// ``ChannelLastConvolution/largeWeightFloats``: against the products over a phase-split copy
+    /// or im2col, call-by-call pairs' median ratio 0.95 on resnet-c3s2, 0.94 on 8×128×28×28 → 256,
+    /// 0.85 on 16×64×32×32 → 128, 0.81 on 8×64×56×56 → 128 5×5, 0.82 on 16×32×32×32 → 64, but
+    /// 1.15–1.36 on 8×256×14×14 (and 28×28) → 512 (4.7 MB of partial sum per thread).
     static func applies(to g: ConvGeometry, filters: Int) -> Bool {
-        g.stride == 1 && g.kernel.height * g.kernel.width > 1 && pieceColumns(g) >= 64
+        g.kernel.height * g.kernel.width > 1 && pieceColumns(g) >= 64
             && (g.dilation == 1 || CheckedArithmetic.product(filters, g.columnRows, isAtMost: 1 << 18))
+            && (g.stride == 1 || CheckedArithmetic.product(filters, g.columnRows, isAtMost: ChannelLastConvolution.largeWeightFloats))
             && g.channelLastCopyFits
     }
 
@@ -68,7 +74,7 @@ struct ChannelLastWeightGradient {
         // Row p of each product: where output p's window starts in the copy (kernel row 0).
         let rowOffsets = (0..<positions).map { position in
             let (row, column) = position.quotientAndRemainder(dividingBy: g.outputWidth)
-            return (row * paddedWidth + column) * channels
+            return (row * g.stride.height * paddedWidth + column * g.stride.width) * channels
         }
         let partial = rowOffsets.withUnsafeBufferPointer { rowOffsets in
             // The copy's padding is never written: zeroed once per call.

@@ -15,12 +15,12 @@
 ///   filters on AVX-512 CPUs: a convolution with the filters as the vector dimension over a
 ///   channel-last copy (``ChannelLastConvolution``; backward-data on the rotated kernels). The
 ///   same for the forward pass of such strided layers.
-/// - the weight gradient of other stride-1 layers with kernel rows of 64+ floats (`KW·C`, or
-///   `C` per tap when dilated) on AVX-512 CPUs: products over a channel-last copy
-///   (``ChannelLastWeightGradient``).
-/// - strided layers on AVX-512 CPUs: the weight gradient, and the forward pass of those the
-///   channel-last convolution leaves (fewer than 64 channels or filters), as products over a
-///   phase-split copy of each image (``ImplicitConvolution``); backward-data as below. The
+/// - the weight gradient of other layers with kernel rows of 64+ floats (`KW·C`, or `C` per
+///   tap when dilated) on AVX-512 CPUs (strided ones with a partial sum within 2 MiB): products
+///   over a channel-last copy (``ChannelLastWeightGradient``).
+/// - strided layers on AVX-512 CPUs: the weight gradient and the forward pass of those the
+///   channel-last paths leave, as products over a phase-split copy of each image
+///   (``ImplicitConvolution``); backward-data as below. The
 ///   same products for the forward and backward-data passes of stride-1 layers whose weight
 ///   stays in L2 (the backward-data pass as a forward pass on the rotated kernels).
 /// - 1×1 stride-1 unpadded: the image is its own column matrix; each pass is a plain GEMM
@@ -69,9 +69,9 @@ struct ConvolutionEngine {
         return implicit.pays ? implicit : nil
     }
 
-    /// Stride-1 layers larger than 1×1 with a kernel row of 64+ floats (`KW·C`) that Winograd
-    /// does not take, on AVX-512 CPUs: the weight gradient by the product kernel over a
-    /// channel-last copy (see ``ChannelLastWeightGradient``).
+    /// Layers larger than 1×1 with a kernel row of 64+ floats (`KW·C`) that Winograd does not
+    /// take, on AVX-512 CPUs: the weight gradient by the product kernel over a channel-last copy
+    /// (see ``ChannelLastWeightGradient``).
     var channelLastWeightGradient: ChannelLastWeightGradient? {
         guard backend == .openBLAS, !usesWinograd, let product = ProductKernel.preferred,
               ChannelLastWeightGradient.applies(to: geometry, filters: filters) else { return nil }

@@ -178,7 +178,7 @@ import Testing
     /// images split across threads, channel counts whose rows are off the cache line, filters
     /// past a block of 6, rectangular kernels (1×7 and 7×1 too) and unequal padding, layers the
     /// direct kernel does not take (many filters, 3×3 with too few filters for Winograd), one
-    /// image, and dilated layers (down, across, both); the same bits on a second call.
+    /// image, dilated layers (down, across, both) and strided ones; the same bits on a second call.
     @Test func channelLastWeightGradientMatchesTheReference() throws {
         let cases = [
             Case(input: [4, 12, 20, 23], filters: 13, kernel: Size2D(height: 5, width: 7), padding: Size2D(height: 1, width: 3)),
@@ -194,6 +194,11 @@ import Testing
                  dilation: Size2D(height: 1, width: 3)),
             Case(input: [2, 64, 13, 12], filters: 12, kernel: Size2D(height: 3, width: 2), padding: 2,
                  dilation: Size2D(height: 2, width: 1)),
+            // Strided: rows of `B` every other pixel (or row).
+            Case(input: [3, 32, 15, 14], filters: 20, kernel: 3, stride: 2, padding: 1),
+            Case(input: [2, 64, 11, 13], filters: 9, kernel: 5, stride: Size2D(height: 1, width: 2), padding: 2),
+            Case(input: [2, 24, 17, 16], filters: 16, kernel: Size2D(height: 3, width: 4), stride: Size2D(height: 3, width: 2),
+                 padding: Size2D(height: 1, width: 0)),
         ]
         var generator = SeededGenerator(seed: 66)
         for c in cases {
