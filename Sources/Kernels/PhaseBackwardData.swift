@@ -24,6 +24,36 @@ import KernelsSIMD
 struct PhaseBackwardData: Sendable {
     let geometry: ConvGeometry
     let filters: Int
+    /// The four phases, `(py, px)` in row-major order.
+    let phases: [Phase]
+    /// The output gradient's side, zero-padded so every phase's reads stay inside the copy:
+    /// rows `−ah` above and `(rows − 1 + ah) − (OH − 1)` below, the larger on both sides. Nil if
+    /// that geometry's sizes overflow.
+    let gradientGeometry: ConvGeometry?
+
+    init(geometry g: ConvGeometry, filters: Int) {
+        geometry = g
+        self.filters = filters
+        phases = (0..<4).map { index in
+            let (py, px) = index.quotientAndRemainder(dividingBy: 2)
+            let rowTaps = Self.axisTaps(kernel: g.kernel.height, padding: g.padding.height, phase: py)
+            let columnTaps = Self.axisTaps(kernel: g.kernel.width, padding: g.padding.width, phase: px)
+            let taps = rowTaps.flatMap { row in
+                columnTaps.map { column in (row.index * g.kernel.width + column.index, row.offset, column.offset) }
+            }
+            return Phase(rows: Self.phaseLength(g.height, py), columns: Self.phaseLength(g.width, px), taps: taps)
+        }
+        var padding = (height: 0, width: 0)
+        for phase in phases where phase.rows > 0 && phase.columns > 0 {
+            for tap in phase.taps {
+                padding.height = max(padding.height, -tap.rowOffset, phase.rows - 1 + tap.rowOffset - (g.outputHeight - 1))
+                padding.width = max(padding.width, -tap.columnOffset, phase.columns - 1 + tap.columnOffset - (g.outputWidth - 1))
+            }
+        }
+        // A 1×1 kernel over the padded gradient: only its size and padding are used.
+        gradientGeometry = try? ConvGeometry(batch: g.batch, channels: filters, height: g.outputHeight, width: g.outputWidth,
+                                             kernel: 1, padding: Size2D(height: padding.height, width: padding.width))
+    }
 
     /// One output phase: its rows and columns of the input gradient, and its taps.
     struct Phase: Sendable {
@@ -57,37 +87,6 @@ struct PhaseBackwardData: Sendable {
         }
     }
 
-    /// The four phases, `(py, px)` in row-major order.
-    var phases: [Phase] {
-        let g = geometry
-        return (0..<4).map { index in
-            let (py, px) = index.quotientAndRemainder(dividingBy: 2)
-            let rowTaps = Self.axisTaps(kernel: g.kernel.height, padding: g.padding.height, phase: py)
-            let columnTaps = Self.axisTaps(kernel: g.kernel.width, padding: g.padding.width, phase: px)
-            let taps = rowTaps.flatMap { row in
-                columnTaps.map { column in (row.index * g.kernel.width + column.index, row.offset, column.offset) }
-            }
-            return Phase(rows: Self.phaseLength(g.height, py), columns: Self.phaseLength(g.width, px), taps: taps)
-        }
-    }
-
-    /// The output gradient's side, zero-padded so every phase's reads stay inside the copy:
-    /// rows `−ah` above and `(rows − 1 + ah) − (OH − 1)` below, the larger on both sides. Nil if
-    /// that geometry's sizes overflow.
-    var gradientGeometry: ConvGeometry? {
-        let g = geometry
-        var padding = (height: 0, width: 0)
-        for phase in phases where phase.rows > 0 && phase.columns > 0 {
-            for tap in phase.taps {
-                padding.height = max(padding.height, -tap.rowOffset, phase.rows - 1 + tap.rowOffset - (g.outputHeight - 1))
-                padding.width = max(padding.width, -tap.columnOffset, phase.columns - 1 + tap.columnOffset - (g.outputWidth - 1))
-            }
-        }
-        // A 1×1 kernel over the padded gradient: only its size and padding are used.
-        return try? ConvGeometry(batch: g.batch, channels: filters, height: g.outputHeight, width: g.outputWidth,
-                                 kernel: 1, padding: Size2D(height: padding.height, width: padding.width))
-    }
-
     /// Channels rounded up to whole vectors of 16: the packed weights' and the staging's width.
     private var channelsPadded: Int { (geometry.channels + 15) / 16 * 16 }
     /// Floats of phase `phase`'s packed weight.
@@ -112,7 +111,6 @@ struct PhaseBackwardData: Sendable {
                       inputGradient: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>) {
         let g = geometry
         guard let gradient = gradientGeometry else { preconditionFailure("applies(to:filters:) checked the copy's size") }
-        let phases = phases
         let channelsPadded = channelsPadded
         var packed: [UnsafeMutablePointer<Float>] = []
         var next = workspace
@@ -120,7 +118,7 @@ struct PhaseBackwardData: Sendable {
             packed.append(next)
             next += packedCount(phase)
         }
-        pack(weight, phases: phases, into: packed)
+        pack(weight, into: packed)
         let slicesStart = next
         let (copyCount, stagingCount, sliceCount) = (copyCount, stagingCount, sliceCount)
         // The copies' padding is never written: zeroed once per call.
@@ -178,7 +176,7 @@ struct PhaseBackwardData: Sendable {
     /// `weight[f][c][kh][kw]` into each phase's blocks of 64 channels, `[t][f][its channels]` for
     /// the phase's taps `t`, channels past `C` zero: per block and filter, one transpose of its
     /// channels × taps, whose rows go to the phases that use them.
-    private func pack(_ weight: UnsafePointer<Float>, phases: [Phase], into packed: [UnsafeMutablePointer<Float>]) {
+    private func pack(_ weight: UnsafePointer<Float>, into packed: [UnsafeMutablePointer<Float>]) {
         let g = geometry
         let taps = g.kernel.height * g.kernel.width
         let channelsPadded = channelsPadded
