@@ -47,7 +47,33 @@ struct ChannelLastConvolution: Sendable {
     private var paddedWidth: Int { geometry.channelLastPaddedWidth }
     private var taps: Int { geometry.kernel.height * geometry.kernel.width }
     /// Floats of one image's channel-last copy, rounded up to a cache line.
-    private var copyCount: Int { (geometry.channelLastCopyFloats + 15) / 16 * 16 }
+    /// Floats of one copy, rounded up to a cache line: a band's padded rows with band copies,
+    /// else the whole padded image.
+    private var copyCount: Int {
+        let floats = usesBandCopies ? paddedRows(band: 0).count * paddedWidth * geometry.channels : geometry.channelLastCopyFloats
+        return (floats + 15) / 16 * 16
+    }
+    /// Whether each thread copies one band's padded rows at a time rather than the whole image
+    /// (images split across threads, one per band, several bands): the band's copy then stays
+    /// in L2 beside its staging while the kernel reads it, where a whole image (1.7–3.3 MB for
+    /// 8×128×56×56 → 256 or 4×64×112×112 → 64 at stride 2) was read back from L3. Only where the
+    /// rows a band shares with the next (copied twice) are at most a quarter of its own.
+    /// Call-by-call pairs' median ratio against whole-image copies: 4×64×112×112 → 64 3×3
+    /// stride 2 0.925, resnet-c3s2 0.971, 8×128×56×56 → 256 0.983; with large overlaps
+    /// (8×96×27×27 → 256 5×5, 4-row bands reading 8 rows) 1.006, 8×256×28×28 → 256 dilation 2
+    /// 1.014.
+    var usesBandCopies: Bool {
+        let g = geometry
+        let shared = (g.kernel.height - 1) * g.dilation.height + 1 - g.stride.height
+        return imageWorkers > 1 && imagesPerBand == 1 && bands > 1 && 4 * shared <= bandRows * g.stride.height
+    }
+    /// Rows of the padded copy band `band`'s output rows read.
+    private func paddedRows(band: Int) -> Range<Int> {
+        let g = geometry
+        let first = band * bandRows
+        let rows = min(bandRows, g.outputHeight - first)
+        return (first * g.stride.height)..<((first + rows - 1) * g.stride.height + (g.kernel.height - 1) * g.dilation.height + 1)
+    }
     /// Floats of the packed weight, then of the padded bias.
     private var packedWeightCount: Int { filtersPadded * taps * geometry.channels }
     /// Output rows per band: a band's staging (`rows · OW · filtersPadded`) stays in L2 until
@@ -138,6 +164,17 @@ struct ChannelLastConvolution: Sendable {
                     let slice = slicesStart + worker * sliceCount
                     let staging = slice + copiesCount
                     let images = (group * imagesPerBand)..<min(g.batch, (group + 1) * imagesPerBand)
+                    if usesBandCopies {
+                        let image = images.lowerBound
+                        for band in 0..<bands {
+                            let first = band * bandRows
+                            let rows = min(bandRows, g.outputHeight - first)
+                            g.copyChannelLast(input + image * g.imageSize, paddedRows: paddedRows(band: band), into: slice)
+                            convolve(copy: slice, rows: rows, rowsPerImage: rows, staging: staging)
+                            transposeOut(rows: rows, from: staging, to: output + image * outputImageSize + first * g.outputWidth)
+                        }
+                        return
+                    }
                     for (index, image) in images.enumerated() {
                         g.copyChannelLast(input + image * g.imageSize, into: slice + index * copyCount)
                     }

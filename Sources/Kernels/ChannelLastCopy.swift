@@ -19,12 +19,24 @@ extension ConvGeometry {
     /// row. Writes only the image's pixels: the caller zeroes the padding once, and it stays
     /// zero across images.
     func copyChannelLast(_ source: UnsafePointer<Float>, into destination: UnsafeMutablePointer<Float>) {
-        let paddedWidth = channelLastPaddedWidth
-        for row in 0..<height {
-            VectorOperations.transpose(rows: channels, columns: width, from: source + row * width,
-                                       sourceStride: inputPlaneSize,
-                                       to: destination + ((row + padding.height) * paddedWidth + padding.width) * channels,
-                                       destinationStride: channels)
+        copyChannelLast(source, paddedRows: padding.height..<(padding.height + height),
+                        into: destination + padding.height * channelLastPaddedWidth * channels)
+    }
+
+    /// Writes rows `paddedRows` of the copy (padded row `r` at `destination + (r − lowerBound)·
+    /// paddedWidth·C`): an image row by one transpose, a padding row as zeros. Leaves the
+    /// left and right padding of image rows unwritten, as above.
+    func copyChannelLast(_ source: UnsafePointer<Float>, paddedRows: Range<Int>, into destination: UnsafeMutablePointer<Float>) {
+        let rowFloats = channelLastPaddedWidth * channels
+        for paddedRow in paddedRows {
+            let target = destination + (paddedRow - paddedRows.lowerBound) * rowFloats
+            let row = paddedRow - padding.height
+            guard row >= 0, row < height else {
+                target.update(repeating: 0, count: rowFloats)
+                continue
+            }
+            VectorOperations.transpose(rows: channels, columns: width, from: source + row * width, sourceStride: inputPlaneSize,
+                                       to: target + padding.width * channels, destinationStride: channels)
         }
     }
 }

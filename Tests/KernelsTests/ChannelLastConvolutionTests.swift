@@ -16,6 +16,8 @@ import Testing
         ([2, 8, 24, 26], 20, 3, 1, 2, 2),                                         // dilated
         ([1, 64, 70, 9], 16, 3, Size2D(height: 1, width: 2), 0, 1),              // many bands, stride across
         ([5, 64, 8, 8], 1024, 3, 2, 1, 1),                                        // 2.4 MB of weight: images grouped, a short last group
+        ([2, 64, 12, 64], 64, 3, 1, 1, 1),                                        // band copies: 2 bands of 8 and 4 rows
+        ([2, 64, 30, 130], 64, 3, 2, 1, 1),                                       // band copies at stride 2, 3 bands
     ]
 
     @Test func forwardMatchesTheReference() throws {
@@ -100,6 +102,24 @@ import Testing
         #expect(try imagesPerBand([8, 64, 14, 14], filters: 128) == 1)                 // 295 KB of weight
         #expect(try imagesPerBand([8, 256, 28, 28], filters: 512) == 1)                // 14×14 outputs
         #expect(try imagesPerBand([1, 256, 14, 14], filters: 512) == 1)                // one image
+    }
+
+    /// Each thread copies one band's rows at a time only where images are split across threads
+    /// and the rows bands share are few.
+    @Test func bandCopiesWhereBandsShareFewRows() throws {
+        func usesBandCopies(_ input: [Int], filters: Int, kernel: Int, stride: Int, dilation: Int = 1) throws -> Bool {
+            let g = try ConvGeometry(batch: input[0], channels: input[1], height: input[2], width: input[3],
+                                     kernel: Size2D(kernel), stride: Size2D(stride), padding: Size2D(kernel / 2 * dilation),
+                                     dilation: Size2D(dilation))
+            return ChannelLastConvolution(geometry: g, filters: filters).usesBandCopies
+        }
+        let split = Parallel.coreCount > 1
+        #expect(try usesBandCopies([2, 64, 12, 64], filters: 64, kernel: 3, stride: 1) == split)
+        #expect(try usesBandCopies([8, 128, 56, 56], filters: 256, kernel: 3, stride: 2) == split)
+        #expect(try !usesBandCopies([8, 96, 27, 27], filters: 256, kernel: 5, stride: 1))           // 4-row bands read 8
+        #expect(try !usesBandCopies([8, 256, 28, 28], filters: 256, kernel: 3, stride: 1, dilation: 2))
+        #expect(try !usesBandCopies([1, 128, 56, 56], filters: 256, kernel: 3, stride: 2))          // one image: bands split
+        #expect(try !usesBandCopies([8, 64, 16, 16], filters: 64, kernel: 3, stride: 2))            // one band
     }
 
     @Test func conv2DRunsStridedLayersThatPay() throws {
