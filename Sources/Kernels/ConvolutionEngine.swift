@@ -16,8 +16,8 @@
 ///   channel-last copy (``ChannelLastConvolution``; backward-data on the rotated kernels). The
 ///   same for the forward pass of such strided layers.
 /// - the weight gradient of other layers with kernel rows of 64+ floats (`KW·C`, or `C` per
-///   tap when dilated) on AVX-512 CPUs (strided ones with a partial sum within 2 MiB): products
-///   over a channel-last copy (``ChannelLastWeightGradient``).
+///   tap when dilated) on AVX-512 CPUs (strided ones with a partial sum of 512 KiB to 2 MiB):
+///   products over a channel-last copy (``ChannelLastWeightGradient``).
 /// - strided layers on AVX-512 CPUs: the weight gradient and the forward pass of those the
 ///   channel-last paths leave, as products over a phase-split copy of each image
 ///   (``ImplicitConvolution``); backward-data as below. The
@@ -71,10 +71,15 @@ struct ConvolutionEngine {
 
     /// Layers larger than 1×1 with a kernel row of 64+ floats (`KW·C`) that Winograd does not
     /// take, on AVX-512 CPUs: the weight gradient by the product kernel over a channel-last copy
-    /// (see ``ChannelLastWeightGradient``).
+    /// (see ``ChannelLastWeightGradient``). A strided layer whose weight gradient the products
+    /// over a phase-split copy take (a partial sum within 512 KiB) stays there: call-by-call
+    /// pairs put the channel-last products ahead on resnet-c3s2 (0.95), but in `make
+    /// bench-peers` its backward-weight row read 6.1–10.1 ms in five runs against 6.05–6.57 in
+    /// five on the phase-split products.
     var channelLastWeightGradient: ChannelLastWeightGradient? {
         guard backend == .openBLAS, !usesWinograd, let product = ProductKernel.preferred,
               ChannelLastWeightGradient.applies(to: geometry, filters: filters) else { return nil }
+        if geometry.stride != 1, let implicit = forwardImplicit, implicit.weightGradientPays { return nil }
         return ChannelLastWeightGradient(geometry: geometry, filters: filters, product: product)
     }
 
