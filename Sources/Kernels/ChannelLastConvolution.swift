@@ -78,7 +78,13 @@ struct ChannelLastConvolution: Sendable {
     private var packedWeightCount: Int { filtersPadded * taps * geometry.channels }
     /// Output rows per band: a band's staging (`rows · OW · filtersPadded`) stays in L2 until
     /// it is transposed out.
-    var bandRows: Int { max(1, min(geometry.outputHeight, (1 << 15) / max(1, geometry.outputWidth * filtersPadded))) }
+    var bandRows: Int { Self.bandRows(rows: geometry.outputHeight, width: geometry.outputWidth, filtersPadded: filtersPadded) }
+
+    /// Rows per band of `rows` output rows `width` pixels wide: as many as keep the band's
+    /// staging (`rows · width · filtersPadded` floats) within 128 KiB, at least one.
+    static func bandRows(rows: Int, width: Int, filtersPadded: Int) -> Int {
+        max(1, min(rows, (1 << 15) / max(1, width * filtersPadded)))
+    }
     private var bands: Int { (geometry.outputHeight + bandRows - 1) / bandRows }
     /// Images one band covers: several where the weight is past L2 (more than
     /// ``largeWeightFloats``) and a whole image is fewer than ``minimumBandPixels`` pixels (7×7
@@ -152,10 +158,13 @@ struct ChannelLastConvolution: Sendable {
                 VectorOperations.transpose(rows: rows * g.outputWidth, columns: filters, from: staging, sourceStride: filtersPadded,
                                            to: output, destinationStride: g.outputPlaneSize)
             }
-            func run(band: Int, copy: UnsafePointer<Float>, staging: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>) {
+            // Band `band` of one image, from `copy`: the whole padded image, or (`bandCopy`) only
+            // the band's padded rows.
+            func run(band: Int, copy: UnsafePointer<Float>, bandCopy: Bool = false, staging: UnsafeMutablePointer<Float>,
+                     output: UnsafeMutablePointer<Float>) {
                 let first = band * bandRows
                 let rows = min(bandRows, g.outputHeight - first)
-                convolve(copy: copy + first * rowStep, rows: rows, rowsPerImage: rows, staging: staging)
+                convolve(copy: bandCopy ? copy : copy + first * rowStep, rows: rows, rowsPerImage: rows, staging: staging)
                 transposeOut(rows: rows, from: staging, to: output + first * g.outputWidth)
             }
             if imageWorkers > 1 {
@@ -167,11 +176,8 @@ struct ChannelLastConvolution: Sendable {
                     if usesBandCopies {
                         let image = images.lowerBound
                         for band in 0..<bands {
-                            let first = band * bandRows
-                            let rows = min(bandRows, g.outputHeight - first)
                             g.copyChannelLast(input + image * g.imageSize, paddedRows: paddedRows(band: band), into: slice)
-                            convolve(copy: slice, rows: rows, rowsPerImage: rows, staging: staging)
-                            transposeOut(rows: rows, from: staging, to: output + image * outputImageSize + first * g.outputWidth)
+                            run(band: band, copy: slice, bandCopy: true, staging: staging, output: output + image * outputImageSize)
                         }
                         return
                     }
