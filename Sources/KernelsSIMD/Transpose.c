@@ -73,12 +73,48 @@ TARGET void kernels_transpose_avx512(const float *source, long rows, long column
     }
 }
 
+/// The channel-last kernel's weight layout from the `[filter][channel][tap]` weight: one
+/// transpose whose destination rows are permuted (source column `c·taps + t` to row
+/// `t·channels + c`), 16 filters at a time across the columns. Per channel, a `rows × taps`
+/// transpose (64 × 9) loaded 9 floats from each of 64 rows 9 KB apart (which share four L1
+/// sets) and wrote 9 rows 64 KB apart: one thread's pack of the 4.7 MB weight of 8×256×14×14 →
+/// 512 3×3 stride 2 took 11% of its forward pass in `perf`, this one 8%.
+TARGET void kernels_pack_taps_avx512(const float *source, long rows, long sourceStride, long channels, long taps,
+                                     long columnBegin, long columnEnd, float *destination, long width) {
+    for (long row = 0; row < rows; row += 16) {
+        const long rowsHere = rows - row < 16 ? rows - row : 16;
+        const __mmask16 rowMask = (__mmask16)((1u << rowsHere) - 1u);
+        long c = columnBegin / taps, t = columnBegin % taps;
+        for (long column = columnBegin; column < columnEnd; column += 16) {
+            const long columnsHere = columnEnd - column < 16 ? columnEnd - column : 16;
+            const __mmask16 columnMask = (__mmask16)((1u << columnsHere) - 1u);
+            __m512 v[16];
+            for (int i = 0; i < 16; i++) {
+                v[i] = i < rowsHere ? _mm512_maskz_loadu_ps(columnMask, source + (row + i) * sourceStride + column)
+                                    : _mm512_setzero_ps();
+            }
+            transpose16(v);
+            for (long j = 0; j < columnsHere; j++) {
+                _mm512_mask_storeu_ps(destination + (t * channels + c) * width + row, rowMask, v[j]);
+                if (++t == taps) { t = 0; c++; }
+            }
+        }
+    }
+}
+
 #else
 
 // Never called: the Swift side checks kernels_simd_has_avx512f() first.
 void kernels_transpose_avx512(const float *source, long rows, long columns, long sourceStride,
                               float *destination, long destinationStride) {
     (void)source; (void)rows; (void)columns; (void)sourceStride; (void)destination; (void)destinationStride;
+}
+
+// Never called, as above.
+void kernels_pack_taps_avx512(const float *source, long rows, long sourceStride, long channels, long taps,
+                              long columnBegin, long columnEnd, float *destination, long width) {
+    (void)source; (void)rows; (void)sourceStride; (void)channels; (void)taps; (void)columnBegin; (void)columnEnd;
+    (void)destination; (void)width;
 }
 
 #endif

@@ -130,6 +130,13 @@ void kernels_channel_last_rows_avx512(const float *image, long rowStep, long row
 void kernels_transpose_avx512(const float *source, long rows, long columns, long sourceStride,
                               float *destination, long destinationStride);
 
+/// `destination[((j mod taps)·channels + j / taps)·width + i] = source[i·sourceStride + j]` for
+/// rows `i < rows` and columns `j` in [columnBegin, columnEnd): a `[filter][channel][tap]` weight
+/// block into the channel-last kernel's `[tap][channel][filter]`. Lanes `rows ..< width` of a
+/// destination row are not written. Requires kernels_simd_has_avx512f().
+void kernels_pack_taps_avx512(const float *source, long rows, long sourceStride, long channels, long taps,
+                              long columnBegin, long columnEnd, float *destination, long width);
+
 /// Asks for the 64-byte line at `address` to be brought into every cache level: for streams
 /// the hardware prefetcher ramps up on too late. A hint only: any address is allowed.
 /// Rows [firstColumnRow, lastColumnRow) of one image's im2col matrix (row `(c·KH + kh)·KW + kw`
