@@ -95,9 +95,11 @@ struct ChannelLastWeightGradient {
             }
         }
         // [f][kh][kw][c] → [f][c][kh][kw].
-        for filter in 0..<filters {
-            VectorOperations.transpose(rows: taps, columns: channels, from: partial + filter * g.columnRows, sourceStride: channels,
-                                       to: weightGradient + filter * g.columnRows, destinationStride: taps)
+        Parallel.forEach(filters, workPerItem: g.columnRows) { range in
+            for filter in range {
+                VectorOperations.transpose(rows: taps, columns: channels, from: partial + filter * g.columnRows, sourceStride: channels,
+                                           to: weightGradient + filter * g.columnRows, destinationStride: taps)
+            }
         }
     }
 }

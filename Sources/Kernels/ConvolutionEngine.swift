@@ -533,15 +533,8 @@ struct ConvolutionEngine {
         }
         guard imageWorkers > 1, splitsBatch, let workspace else { return }
         // In chunk order, so the sum is the same on every run.
-        let weightCount = filters * g.columnRows
-        for chunk in 0..<imageWorkers {
-            let partial = slice(at: workspace + chunk * sliceCount).partialWeightGradient!
-            if chunk == 0 {
-                weightGradient.update(from: partial, count: weightCount)
-            } else {
-                VectorOperations.add(partial, into: weightGradient, count: weightCount)
-            }
-        }
+        PartialSums.add((0..<imageWorkers).map { UnsafePointer(slice(at: workspace + $0 * sliceCount).partialWeightGradient!) },
+                        count: filters * g.columnRows, into: weightGradient)
     }
 
     /// Per-channel sums of an NCHW buffer: the bias gradient of any layer.

@@ -227,14 +227,8 @@ struct DirectConvolution {
                         scratch, partial)
                 }
             }
-            for chunk in 0..<imageWorkers {
-                let partial = workspace + chunk * sliceCount + paddedImageCount
-                if chunk == 0 {
-                    weightGradient.update(from: partial, count: weightCount)
-                } else {
-                    VectorOperations.add(partial, into: weightGradient, count: weightCount)
-                }
-            }
+            PartialSums.add((0..<imageWorkers).map { UnsafePointer(workspace + $0 * sliceCount + paddedImageCount) },
+                            count: weightCount, into: weightGradient)
         }
     }
 

@@ -48,8 +48,9 @@ struct ImageProductSum {
             }
         }
         let partial = workspace + partialOffset
-        for worker in 1..<max(1, imageWorkers) {
-            VectorOperations.add(workspace + worker * sliceCount + partialOffset, into: partial, count: rows * rowLength)
+        if imageWorkers > 1 {
+            PartialSums.add((0..<imageWorkers).map { UnsafePointer(workspace + $0 * sliceCount + partialOffset) },
+                            count: rows * rowLength, into: partial)
         }
         return partial
     }

@@ -52,7 +52,11 @@ struct PointwiseWeightGradient {
                                  streamsA: true)
             }
         }
-        VectorOperations.transpose(rows: channels, columns: filters, from: partial, sourceStride: filters,
-                                   to: weightGradient, destinationStride: channels)
+        // By runs of 16 channels across cores (each writes its own columns of `dW`).
+        Parallel.forEach((channels + 15) / 16, workPerItem: 16 * filters) { runs in
+            let first = 16 * runs.lowerBound, count = min(channels, 16 * runs.upperBound) - 16 * runs.lowerBound
+            VectorOperations.transpose(rows: count, columns: filters, from: partial + first * filters, sourceStride: filters,
+                                       to: weightGradient + first, destinationStride: channels)
+        }
     }
 }
