@@ -19,13 +19,16 @@
 
 #define DECLARE(F) VEC a##F##0 = V_ZERO(), a##F##1 = V_ZERO(), a##F##2 = V_ZERO(), a##F##3 = V_ZERO();
 
-/// One tap: `vectors` input vectors loaded once, each multiplied by the 6 filters' weights.
+/// One tap: `vectors` input vectors loaded once, each multiplied by the weights of the block's
+/// first `filterCount` filters (6, or 4 or 2 in a product's last block).
 #define MULTIPLY(F)                                                        \
-    weight = V_BROADCAST(w + F);                                           \
-    a##F##0 = V_FMA(weight, x0, a##F##0);                                  \
-    if (vectors > 1) a##F##1 = V_FMA(weight, x1, a##F##1);                 \
-    if (vectors > 2) a##F##2 = V_FMA(weight, x2, a##F##2);                 \
-    if (vectors > 3) a##F##3 = V_FMA(weight, x3, a##F##3);
+    if (F < filterCount) {                                                 \
+        weight = V_BROADCAST(w + F);                                       \
+        a##F##0 = V_FMA(weight, x0, a##F##0);                              \
+        if (vectors > 1) a##F##1 = V_FMA(weight, x1, a##F##1);             \
+        if (vectors > 2) a##F##2 = V_FMA(weight, x2, a##F##2);             \
+        if (vectors > 3) a##F##3 = V_FMA(weight, x3, a##F##3);             \
+    }
 
 /// Adds filter F's bias and stores its `vectors` vectors (only `lastCount` lanes of the last one).
 #define STORE(F)                                                                            \
@@ -51,9 +54,9 @@ TARGET INLINE void NAME(storeRow)(float *out, int vectors, long lastCount, VEC v
 
 /// 6 filters × `V` × LANES output columns starting at `input`, over every tap. The bias is added
 /// after the sum. `V` is a constant at each call site, so each compiles to its own loop.
-#define BLOCK(V)                                                           \
+#define BLOCK(V, FILTERS)                                                  \
     do {                                                                   \
-        enum { vectors = V };                                              \
+        enum { vectors = V, filterCount = FILTERS };                       \
         FOR_FILTERS(DECLARE)                                               \
         for (long t = 0; t < tapCount; t++) {                              \
             const float *x = input + taps[t];                              \
@@ -68,33 +71,57 @@ TARGET INLINE void NAME(storeRow)(float *out, int vectors, long lastCount, VEC v
         FOR_FILTERS(STORE)                                                 \
     } while (0)
 
-#define BLOCK_FUNCTION(V)                                                                                     \
-    TARGET static void NAME(block##V)(const float *input, const long *taps, long tapCount, const float *weights, \
-                                      const float *bias, float *const out[KERNELS_DIRECT_FILTER_BLOCK],       \
-                                      long filtersHere, long lastCount) {                                     \
-        BLOCK(V);                                                                                             \
+/// Each block shape for 6 filters, and for a last block of 1–4 (4 or 2 computed): 32 filters
+/// end in a block of 2, which as 6 cost a ninth of the pass in multiply-adds thrown away.
+#define BLOCK_FUNCTION(V, FILTERS)                                                                            \
+    TARGET static void NAME(block##V##f##FILTERS)(const float *input, const long *taps, long tapCount,         \
+                                                 const float *weights, const float *bias,                     \
+                                                 float *const out[KERNELS_DIRECT_FILTER_BLOCK],               \
+                                                 long filtersHere, long lastCount) {                          \
+        BLOCK(V, FILTERS);                                                                                    \
     }
-BLOCK_FUNCTION(1)
-BLOCK_FUNCTION(2)
+#define BLOCK_FUNCTIONS(FILTERS) BLOCK_FUNCTION(1, FILTERS) BLOCK_FUNCTION(2, FILTERS)
 #if MAX_VECTORS > 2
-BLOCK_FUNCTION(3)
-BLOCK_FUNCTION(4)
+#define WIDE_BLOCK_FUNCTIONS(FILTERS) BLOCK_FUNCTION(3, FILTERS) BLOCK_FUNCTION(4, FILTERS)
+#else
+#define WIDE_BLOCK_FUNCTIONS(FILTERS)
 #endif
+BLOCK_FUNCTIONS(6) WIDE_BLOCK_FUNCTIONS(6)
+BLOCK_FUNCTIONS(4) WIDE_BLOCK_FUNCTIONS(4)
+BLOCK_FUNCTIONS(2) WIDE_BLOCK_FUNCTIONS(2)
 
-/// The block of `vectors` (1...MAX_VECTORS) vectors, the last with `lastCount` lanes.
+#if MAX_VECTORS > 2
+#define WIDE_BLOCK_CASES(FILTERS)                                                                             \
+    case 3: NAME(block3f##FILTERS)(input, taps, tapCount, weights, bias, out, filtersHere, lastCount); break; \
+    case 4: NAME(block4f##FILTERS)(input, taps, tapCount, weights, bias, out, filtersHere, lastCount); break;
+#else
+#define WIDE_BLOCK_CASES(FILTERS)
+#endif
+#define BLOCK_CASES(FILTERS)                                                                                  \
+    switch (vectors) {                                                                                        \
+    case 1: NAME(block1f##FILTERS)(input, taps, tapCount, weights, bias, out, filtersHere, lastCount); break; \
+    case 2: NAME(block2f##FILTERS)(input, taps, tapCount, weights, bias, out, filtersHere, lastCount); break; \
+    WIDE_BLOCK_CASES(FILTERS)                                                                                 \
+    default: break;                                                                                           \
+    }
+
+/// The block of `vectors` (1...MAX_VECTORS) vectors, the last with `lastCount` lanes, for the
+/// block's `filtersHere` filters.
 TARGET INLINE void NAME(block)(long vectors, const float *input, const long *taps, long tapCount,
                                const float *weights, const float *bias,
                                float *const out[KERNELS_DIRECT_FILTER_BLOCK], long filtersHere, long lastCount) {
-    switch (vectors) {
-    case 1: NAME(block1)(input, taps, tapCount, weights, bias, out, filtersHere, lastCount); break;
-    case 2: NAME(block2)(input, taps, tapCount, weights, bias, out, filtersHere, lastCount); break;
-#if MAX_VECTORS > 2
-    case 3: NAME(block3)(input, taps, tapCount, weights, bias, out, filtersHere, lastCount); break;
-    case 4: NAME(block4)(input, taps, tapCount, weights, bias, out, filtersHere, lastCount); break;
-#endif
-    default: break;
+    if (filtersHere > 4) {
+        BLOCK_CASES(6)
+    } else if (filtersHere > 2) {
+        BLOCK_CASES(4)
+    } else {
+        BLOCK_CASES(2)
     }
 }
+#undef BLOCK_CASES
+#undef WIDE_BLOCK_CASES
+#undef BLOCK_FUNCTIONS
+#undef WIDE_BLOCK_FUNCTIONS
 
 TARGET void NAME(kernels_direct_convolution)(const float *padded, long rowStride, long strideH,
                                             const long *taps, long tapCount,
