@@ -19,14 +19,21 @@ struct PointwiseProduct {
     /// Whether a pass with `rows` output rows (filters forward, channels backward-data) summed
     /// over `depth` input rows runs faster here than through OpenBLAS: when every image's rows
     /// are a multiple of 16 floats (so the column blocks can start on cache lines, see
-    /// ``run(rows:depth:a:aRow:aColumn:bias:source:destination:)``) and the output has at most a
-    /// quarter as many rows as the input. Slower elsewhere: 8×64×56×56 → 256 forward (256 rows
-    /// from 64) 7.2 → 13.0 ms on one thread, its output written block by block across 256
-    /// planes; 8×2048×7×7 → 512 forward (49 positions) 3.14 → 3.97 ms on two; 8×1024×14×14 → 256
-    /// (196 positions, rows off the line) no faster.
+    /// ``run(rows:depth:a:aRow:aColumn:bias:source:destination:)``) and either the output has at
+    /// most a quarter as many rows as the input, or the sum is at most 64 rows deep (OpenBLAS
+    /// packs both operands for a product that short). Call-by-call pairs' median ratios against
+    /// OpenBLAS, two threads: depth 32–64 forward 8×64×56×56 → 256 0.88, 8×32×56×56 → 128 0.93,
+    /// 8×64×28×28 → 256 0.93, 1×64×56×56 → 256 0.84, 8×64×56×56 → 64 0.86 (backward-data 0.89),
+    /// backward-data of 8×256×56×56 → 64 0.93; deeper, slower: 8×96×28×28 → 384 forward 0.965
+    /// but 8×384×28×28 → 96 backward-data 1.04, 8×128×28×28 → 512 forward 1.02, 8×512×28×28 →
+    /// 128 backward-data 1.07. Also slower: 8×2048×7×7 → 512 forward (49 positions) 3.14 →
+    /// 3.97 ms, 8×1024×14×14 → 256 (196 positions, rows off the line) no faster.
     func pays(rows: Int, depth: Int) -> Bool {
-        positions % 16 == 0 && rows <= depth / 4
+        positions % 16 == 0 && (rows <= depth / 4 || depth <= Self.shallowDepth)
     }
+
+    /// Deepest sum taken here whatever the number of output rows.
+    static let shallowDepth = 64
 
     var forwardPays: Bool { pays(rows: filters, depth: geometry.channels) }
     var backwardDataPays: Bool { pays(rows: geometry.channels, depth: filters) }

@@ -72,8 +72,8 @@ import Testing
         #expect(relativeError(inputGradient, expected) <= 1e-5)
     }
 
-    /// Forward where filters ≤ channels / 4 and the plane is a multiple of 16 positions;
-    /// backward-data the other way round; neither at 7×7.
+    /// Forward where filters ≤ channels / 4 or channels ≤ 64, and the plane is a multiple of 16
+    /// positions; backward-data the other way round; neither at 7×7.
     @Test func runsOnlyWhereItPays() throws {
         let conv = Conv2D()
         func engine(_ channels: Int, _ filters: Int, _ side: Int) throws -> ConvolutionEngine {
@@ -81,9 +81,15 @@ import Testing
         }
         let available = ProductKernel.preferred != nil
         #expect((try engine(256, 64, 56).pointwiseProduct?.forwardPays ?? false) == available)
-        #expect(try engine(256, 64, 56).pointwiseProduct?.backwardDataPays != true)
         #expect((try engine(64, 256, 56).pointwiseProduct?.backwardDataPays ?? false) == available)
-        #expect(try engine(64, 256, 56).pointwiseProduct?.forwardPays != true)
+        // 64 deep: both ways.
+        #expect((try engine(256, 64, 56).pointwiseProduct?.backwardDataPays ?? false) == available)
+        #expect((try engine(64, 256, 56).pointwiseProduct?.forwardPays ?? false) == available)
+        // Deeper, growing: OpenBLAS.
+        #expect(try engine(512, 128, 28).pointwiseProduct?.backwardDataPays != true)
+        #expect(try engine(128, 512, 28).pointwiseProduct?.forwardPays != true)
+        #expect(try engine(96, 384, 28).pointwiseProduct?.forwardPays != true)
         #expect(try engine(2048, 512, 7).pointwiseProduct?.forwardPays != true)
+        #expect(try engine(32, 64, 7).pointwiseProduct?.forwardPays != true)
     }
 }
