@@ -308,6 +308,11 @@ struct WinogradF2x3 {
         }
     }
 
+    /// Whether the backward-data pass's `U_ξ` is transformed `[O][I]` (as the forward pass's is)
+    /// rather than in the weight's own order, `[I][O]`: with the product kernel (AVX-512), which
+    /// reads `U_ξ` row by row (see `kernels_winograd_kernel_transform_swapped_avx512`).
+    private var swapsRotatedKernels: Bool { product?.instructionSet == .avx512 }
+
     /// `M_ξ = U_ξ · V_ξ` for one position by the product kernel, which reads `U_ξ` in place
     /// either way round (`[O][I]`, or `[I][O]` for a rotated kernel) and `V_ξ` (`[I][tiles]`)
     /// where the input transform put it.
@@ -316,7 +321,7 @@ struct WinogradF2x3 {
     private func multiply(position: Int, kernel: Kernel, product: ProductKernel, input: UnsafePointer<Float>,
                           rowOffsets: UnsafeBufferPointer<Int>, weights: UnsafePointer<Float>,
                           products: UnsafeMutablePointer<Float>, tiles: Int, stride: Int) {
-        let (aRow, aColumn) = kernel.isRotated ? (1, outputChannels) : (inputChannels, 1)
+        let (aRow, aColumn) = kernel.isRotated && !swapsRotatedKernels ? (1, outputChannels) : (inputChannels, 1)
         product.multiply(m: outputChannels, n: tiles, a: weights + position * weightPlaneStride, aRow: aRow, aColumn: aColumn,
                          b: input, rowOffsets: rowOffsets, c: products, ldc: stride)
     }
@@ -542,6 +547,18 @@ struct WinogradF2x3 {
     /// `prof` runs).
     private func transformWeights(_ kernel: Kernel, into transformed: UnsafeMutablePointer<Float>) {
         let matrix = kernel.isRotated ? Self.rotatedTransformMatrix : Self.transformMatrix
+        if kernel.isRotated && swapsRotatedKernels {
+            // The weight is `[inputChannels][outputChannels]` kernels here; `U_ξ` is made `[O][I]`.
+            let (rows, columns) = (inputChannels, outputChannels)
+            matrix.withUnsafeBufferPointer { matrix in
+                let split: (Range<Int>) -> Void = { range in
+                    kernels_winograd_kernel_transform_swapped_avx512(kernel.weight, rows, columns, range.lowerBound, range.upperBound,
+                                                                     matrix.baseAddress!, transformed, weightPlaneStride)
+                }
+                if splitsGEMMs { Parallel.forEach(columns, workPerItem: rows * 9, split) } else { split(0..<columns) }
+            }
+            return
+        }
         matrix.withUnsafeBufferPointer { matrix in
             forEachKernelRange(outputChannels * inputChannels) { kernels in
                 if product?.instructionSet == .avx512 {

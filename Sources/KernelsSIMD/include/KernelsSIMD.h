@@ -101,6 +101,13 @@ void kernels_product_avx512(const float *b, const long *rowOffsets, long k,
 /// positions ξ (`matrix` is 16 × 9). Requires kernels_simd_has_avx512f().
 void kernels_winograd_kernel_transform_avx512(const float *weight, long count, const float *matrix,
                                               float *transformed, long planeStride);
+
+/// The same for the kernels (r, c) of a `rows × columns` grid (`weight[(r·columns + c)·9 + tap]`)
+/// in columns [columnBegin, columnEnd), written swapped: `transformed[ξ·planeStride + c·rows + r]`.
+/// Requires kernels_simd_has_avx512f().
+void kernels_winograd_kernel_transform_swapped_avx512(const float *weight, long rows, long columns,
+                                                      long columnBegin, long columnEnd, const float *matrix,
+                                                      float *transformed, long planeStride);
 /// Its transpose, for the weight gradient:
 /// `gradient[j·9 + tap] = Σ_ξ matrix[ξ·9 + tap] · transformed[ξ·planeStride + j]`.
 /// Requires kernels_simd_has_avx512f().
