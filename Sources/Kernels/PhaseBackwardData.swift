@@ -65,16 +65,23 @@ struct PhaseBackwardData: Sendable {
 
     /// Whether a layer's backward-data pass runs here: stride 2 on both axes, no dilation, a
     /// kernel larger than 1×1, 64+ channels and 64+ filters (the channel-last kernel's full
-    /// slices and blocks), a weight within ``ChannelLastConvolution/largeWeightFloats`` (each
-    /// image streams every phase's weight: 8×256×14×14 → 512 3×3, 4.7 MB, call-by-call pairs'
-    /// median ratio 1.12 against the GEMM and col2im), at least as many images as threads (the
-    /// images are what is split across them), and copies that fit.
+    /// slices and blocks), a weight within ``ChannelLastConvolution/largeWeightFloats`` or phases
+    /// of at least ``largeWeightMinimumPhasePixels`` (each image streams every phase's weight:
+    /// call-by-call pairs' median ratios against the GEMM and col2im, 3×3 kernels, for weights
+    /// past 2 MiB: 8×256×14×14 → 512, 7×7 phases, 1.09–1.12; 8×256×20×20 → 512 0.966,
+    /// 8×256×28×28 → 512 0.931, 8×192×28×28 → 384 0.896, 4×256×56×56 → 512 1.011), at least as
+    /// many images as threads (the images are what is split across them), and copies that fit.
     static func applies(to g: ConvGeometry, filters: Int) -> Bool {
         guard g.stride == 2, g.dilation == 1, g.kernel.height * g.kernel.width > 1, g.channels >= 64, filters >= 64,
-              CheckedArithmetic.product(filters, g.columnRows, isAtMost: ChannelLastConvolution.largeWeightFloats),
+              CheckedArithmetic.product(filters, g.columnRows, isAtMost: ChannelLastConvolution.largeWeightFloats)
+                || g.outputPlaneSize >= largeWeightMinimumPhasePixels,
               g.batch >= Parallel.coreCount else { return false }
         return PhaseBackwardData(geometry: g, filters: filters).gradientGeometry?.channelLastCopyFits ?? false
     }
+
+    /// Fewest pixels per phase (about the output gradient's plane) at which a weight past 2 MiB,
+    /// streamed once per image, still pays (see ``applies(to:filters:)``).
+    static let largeWeightMinimumPhasePixels = 100
 
     /// Input-gradient rows (or columns) of phase `phase` (0 or 1) along an axis of `size`.
     private static func phaseLength(_ size: Int, _ phase: Int) -> Int { (size - phase + 1) / 2 }

@@ -15,6 +15,7 @@ import Testing
         ([3, 64, 11, 10], 64, 5, 2),
         ([2, 64, 9, 9], 64, 3, 0),                                                // no padding
         ([2, 64, 10, 12], 64, Size2D(height: 3, width: 1), Size2D(height: 1, width: 0)),
+        ([2, 64, 20, 20], 912, 3, 1),                                             // 2.1 MB of weight (past 2 MiB) over 10×10 phases
     ]
 
     @Test func inputGradientMatchesTheReference() throws {
@@ -41,7 +42,8 @@ import Testing
         }
     }
 
-    /// Layers it leaves: a weight past 2 MiB, stride 1, 32 filters, dilation.
+    /// Layers it leaves: a weight past 2 MiB over phases under 100 pixels, stride 1, 32 filters,
+    /// dilation.
     @Test func leavesOtherLayers() throws {
         func runsHere(_ input: [Int], filters: Int, stride: Size2D, dilation: Size2D = 1) throws -> Bool {
             let conv = Conv2D(stride: stride, padding: 1, dilation: dilation)
@@ -49,7 +51,8 @@ import Testing
             if case .phases = engine.backwardDataPath { return true }
             return false
         }
-        #expect(try !runsHere([8, 256, 14, 14], filters: 512, stride: 2))                    // 4.7 MB of weight
+        #expect(try !runsHere([8, 256, 14, 14], filters: 512, stride: 2))                    // 4.7 MB of weight, 7×7 phases
+        #expect(try runsHere([8, 256, 28, 28], filters: 512, stride: 2) == (ProductKernel.preferred != nil))  // 14×14 phases
         #expect(try !runsHere([8, 64, 28, 28], filters: 64, stride: 1))
         #expect(try !runsHere([8, 64, 28, 28], filters: 32, stride: 2))
         #expect(try !runsHere([8, 64, 28, 28], filters: 64, stride: 2, dilation: 2))
