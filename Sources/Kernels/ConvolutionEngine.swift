@@ -538,14 +538,17 @@ struct ConvolutionEngine {
     }
 
     /// Per-channel sums of an NCHW buffer: the bias gradient of any layer.
+    /// Channels are split across cores, each sum still taken in the same order.
     static func channelSums(_ tensor: UnsafePointer<Float>, batch: Int, channels: Int, planeSize: Int,
                             into sums: UnsafeMutablePointer<Float>) {
-        for channel in 0..<channels {
-            var total = 0.0
-            for image in 0..<batch {
-                total += VectorOperations.sum(tensor + (image * channels + channel) * planeSize, count: planeSize)
+        Parallel.forEach(channels, workPerItem: batch * planeSize) { range in
+            for channel in range {
+                var total = 0.0
+                for image in 0..<batch {
+                    total += VectorOperations.sum(tensor + (image * channels + channel) * planeSize, count: planeSize)
+                }
+                sums[channel] = Float(total)
             }
-            sums[channel] = Float(total)
         }
     }
 
