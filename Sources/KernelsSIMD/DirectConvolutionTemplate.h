@@ -71,6 +71,17 @@ TARGET INLINE void NAME(storeRow)(float *out, int vectors, long lastCount, VEC v
         FOR_FILTERS(STORE)                                                 \
     } while (0)
 
+/// Runs `CASES(6)`, `CASES(4)` or `CASES(2)`: the block shape (rows of a product, filters of a
+/// convolution) that covers `count` (1–6).
+#define BY_ROW_COUNT(count, CASES)  \
+    if ((count) > 4) {              \
+        CASES(6)                    \
+    } else if ((count) > 2) {       \
+        CASES(4)                    \
+    } else {                        \
+        CASES(2)                    \
+    }
+
 /// Each block shape for 6 filters, and for a last block of 1–4 (4 or 2 computed): 32 filters
 /// end in a block of 2, which as 6 cost a ninth of the pass in multiply-adds thrown away.
 #define BLOCK_FUNCTION(V, FILTERS)                                                                            \
@@ -110,13 +121,7 @@ BLOCK_FUNCTIONS(2) WIDE_BLOCK_FUNCTIONS(2)
 TARGET INLINE void NAME(block)(long vectors, const float *input, const long *taps, long tapCount,
                                const float *weights, const float *bias,
                                float *const out[KERNELS_DIRECT_FILTER_BLOCK], long filtersHere, long lastCount) {
-    if (filtersHere > 4) {
-        BLOCK_CASES(6)
-    } else if (filtersHere > 2) {
-        BLOCK_CASES(4)
-    } else {
-        BLOCK_CASES(2)
-    }
+    BY_ROW_COUNT(filtersHere, BLOCK_CASES)
 }
 #undef BLOCK_CASES
 #undef WIDE_BLOCK_CASES
@@ -322,13 +327,7 @@ TARGET void NAME(kernels_product)(const float *b, const long *rowOffsets, long k
                 PRODUCT_WIDE_CASES(ROWS)                                                          \
                 default: break;                                                                   \
                 }
-                if (rowsHere > 4) {
-                    PRODUCT_CASES(6)
-                } else if (rowsHere > 2) {
-                    PRODUCT_CASES(4)
-                } else {
-                    PRODUCT_CASES(2)
-                }
+                BY_ROW_COUNT(rowsHere, PRODUCT_CASES)
 #undef PRODUCT_CASES
 #undef PRODUCT_WIDE_CASES
 #undef PRODUCT_ARGUMENTS
@@ -439,3 +438,4 @@ TARGET void NAME(kernels_direct_weight_gradient)(const float *padded, long rowSt
 #undef WG_MULTIPLY
 #undef WG_FLUSH
 #undef WG_LOAD_INPUTS
+#undef BY_ROW_COUNT

@@ -40,6 +40,18 @@ TARGET static inline void transpose16(__m512 v[16]) {
     }
 }
 
+/// Loads the 16 × 16 tile at (`row`, `column`) of `source` and transposes it in `v`: its first
+/// `rowsHere` rows, the columns in `columnMask`; everything else is zero and nothing past the
+/// matrix is read.
+TARGET static inline void loadTransposed(const float *source, long sourceStride, long row, long column, long rowsHere,
+                                         __mmask16 columnMask, __m512 v[16]) {
+    for (int i = 0; i < 16; i++) {
+        v[i] = i < rowsHere ? _mm512_maskz_loadu_ps(columnMask, source + (row + i) * sourceStride + column)
+                            : _mm512_setzero_ps();
+    }
+    transpose16(v);
+}
+
 /// Transposes the tile at (`row`, `column`) of `source` into `destination`.
 TARGET static inline void transposeTile(const float *source, long rows, long columns, long sourceStride,
                                         float *destination, long destinationStride, long row, long column) {
@@ -49,11 +61,7 @@ TARGET static inline void transposeTile(const float *source, long rows, long col
     const __mmask16 columnMask = (__mmask16)((1u << columnsHere) - 1u);
     // Rows and columns past the matrix are neither read nor written.
     __m512 v[16];
-    for (int i = 0; i < 16; i++) {
-        v[i] = i < rowsHere ? _mm512_maskz_loadu_ps(columnMask, source + (row + i) * sourceStride + column)
-                            : _mm512_setzero_ps();
-    }
-    transpose16(v);
+    loadTransposed(source, sourceStride, row, column, rowsHere, columnMask, v);
     for (int j = 0; j < 16; j++) {
         if (j < columnsHere) _mm512_mask_storeu_ps(destination + (column + j) * destinationStride + row, rowMask, v[j]);
     }
@@ -89,11 +97,7 @@ TARGET void kernels_pack_taps_avx512(const float *source, long rows, long source
             const long columnsHere = columnEnd - column < 16 ? columnEnd - column : 16;
             const __mmask16 columnMask = (__mmask16)((1u << columnsHere) - 1u);
             __m512 v[16];
-            for (int i = 0; i < 16; i++) {
-                v[i] = i < rowsHere ? _mm512_maskz_loadu_ps(columnMask, source + (row + i) * sourceStride + column)
-                                    : _mm512_setzero_ps();
-            }
-            transpose16(v);
+            loadTransposed(source, sourceStride, row, column, rowsHere, columnMask, v);
             for (long j = 0; j < columnsHere; j++) {
                 _mm512_mask_storeu_ps(destination + (t * channels + c) * width + row, rowMask, v[j]);
                 if (++t == taps) { t = 0; c++; }
