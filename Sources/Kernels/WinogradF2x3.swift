@@ -261,11 +261,12 @@ struct WinogradF2x3 {
         Parallel.forEachDynamic(16, workPerItem: Parallel.minimumParallelWork) { _, position in body(position) }
     }
 
-    /// Splits `0..<count` kernels across Kernels' threads when ``splitsGEMMs`` (for the kernel
-    /// transforms, which are GEMMs over kernels), else runs it as one range.
-    private func forEachKernelRange(_ count: Int, _ body: (Range<Int>) -> Void) {
+    /// Splits `0..<count` kernels (or columns of kernels, `workPerItem` apiece) across Kernels'
+    /// threads when ``splitsGEMMs`` (for the kernel transforms, which are GEMMs over kernels),
+    /// else runs it as one range.
+    private func forEachKernelRange(_ count: Int, workPerItem: Int = 16 * 9, _ body: (Range<Int>) -> Void) {
         guard splitsGEMMs else { return body(0..<count) }
-        Parallel.forEach(count, workPerItem: 16 * 9) { body($0) }
+        Parallel.forEach(count, workPerItem: workPerItem) { body($0) }
     }
 
     /// `workspace` holds ``workspaceCount`` floats.
@@ -314,7 +315,8 @@ struct WinogradF2x3 {
     private var swapsRotatedKernels: Bool { product?.instructionSet == .avx512 }
 
     /// `M_ξ = U_ξ · V_ξ` for one position by the product kernel, which reads `U_ξ` in place
-    /// either way round (`[O][I]`, or `[I][O]` for a rotated kernel) and `V_ξ` (`[I][tiles]`)
+    /// either way round (`[O][I]`, or `[I][O]` for a rotated kernel not ``swapsRotatedKernels``)
+    /// and `V_ξ` (`[I][tiles]`)
     /// where the input transform put it.
     /// `rowOffsets` (`i · stride` for each input channel `i`) is made once per group or span by
     /// ``withRowOffsets(stride:_:)`` and shared by its 16 positions.
@@ -551,11 +553,11 @@ struct WinogradF2x3 {
             // The weight is `[inputChannels][outputChannels]` kernels here; `U_ξ` is made `[O][I]`.
             let (rows, columns) = (inputChannels, outputChannels)
             matrix.withUnsafeBufferPointer { matrix in
-                let split: (Range<Int>) -> Void = { range in
+                // By runs of columns (each a column of kernels, `rows · 9` floats of weight).
+                forEachKernelRange(columns, workPerItem: rows * 9) { range in
                     kernels_winograd_kernel_transform_swapped_avx512(kernel.weight, rows, columns, range.lowerBound, range.upperBound,
                                                                      matrix.baseAddress!, transformed, weightPlaneStride)
                 }
-                if splitsGEMMs { Parallel.forEach(columns, workPerItem: rows * 9, split) } else { split(0..<columns) }
             }
             return
         }
