@@ -12,7 +12,8 @@ enum PartialSums {
     /// may be `partials[0]` itself.
     static func add(_ partials: [UnsafePointer<Float>], count: Int, into destination: UnsafeMutablePointer<Float>) {
         guard let first = partials.first else { return }
-        // Ranges of whole cache lines, so no two threads write one line.
+        // Ranges of whole 16-float runs: whole cache lines where the destination starts on one
+        // (the workspace and results do), so no two threads then write one line.
         let lines = (count + 15) / 16
         Parallel.forEach(lines, workPerItem: 16 * partials.count) { range in
             let start = range.lowerBound * 16
