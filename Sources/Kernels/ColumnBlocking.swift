@@ -5,8 +5,9 @@
 /// - a wide matrix (a 5×5 kernel over 64×64 pixels is 13 MB per image) is written by im2col
 ///   and read back by GEMM's packing from memory, which makes a layer with few filters memory
 ///   bound; cut into bands of output rows it is still in L2 when GEMM packs it.
-/// - a narrow one (7×7 or 14×14 outputs: 49 or 196 columns) leaves GEMM far from peak and
-///   pays its setup per image; several whole images side by side make one wider GEMM.
+/// - a narrow one (7×7 or 10×10 outputs: 49 or 100 columns) leaves GEMM far from peak and
+///   pays its setup per image; several whole images side by side make one wider GEMM (from
+///   about 128 columns, 12×12 or 14×14, one image per GEMM is already faster than copying).
 ///
 /// A block is therefore either a band of output rows of one image, or several whole images.
 struct ColumnBlocking: Sendable, Hashable {
@@ -19,6 +20,16 @@ struct ColumnBlocking: Sendable, Hashable {
 
     /// Columns we aim for per block: below about this many OpenBLAS runs well short of peak.
     static let minimumColumns = 512
+    /// Planes of fewer columns than this are grouped into blocks of several images; wider ones
+    /// are GEMMed image by image, their staging copies costing more than a wider GEMM gains.
+    /// Call-by-call pairs' median ratios, one image per block ÷ groups reaching 512 columns,
+    /// 2 threads, 1×1 layers (each thread's 4 images in groups of 2): 14×14 8×1024 → 256
+    /// forward 0.947 and 0.950, backward-data 0.931; 8×256 → 1024 forward 0.945, backward-data
+    /// 0.948; 8×512 → 512 forward 0.971; 12×12 0.966; 16×16 8×256 → 256 0.893; their weight
+    /// gradients unchanged (0.99–1.005; 1×1 at 14×14 and above). Narrower planes
+    /// still gain from groups: 10×10 1.057 (and groups of 2 over groups of 4 1.03–1.04), 7×7
+    /// groups of 2 over groups of 4 1.08–1.11, one image per block 1.19.
+    static let groupedPlaneColumns = 128
     /// Column-matrix floats that stay cache resident between im2col and GEMM (1 MiB of the
     /// 2 MiB L2 per core on the machines we measured; GEMM's packed panels need the rest).
     static let cacheResidentFloats = 1 << 18
@@ -42,7 +53,8 @@ struct ColumnBlocking: Sendable, Hashable {
         } else {
             rowsPerBand = outputHeight
             // Only as many images as make GEMM wide enough: each one more costs staging copies.
-            imagesPerGroup = max(1, min(images, (Self.minimumColumns + planeSize - 1) / planeSize))
+            imagesPerGroup = planeSize < Self.groupedPlaneColumns
+                ? max(1, min(images, (Self.minimumColumns + planeSize - 1) / planeSize)) : 1
         }
     }
 
