@@ -78,12 +78,26 @@ struct ChannelLastConvolution: Sendable {
     private var packedWeightCount: Int { filtersPadded * taps * geometry.channels }
     /// Output rows per band: a band's staging (`rows · OW · filtersPadded`) stays in L2 until
     /// it is transposed out.
-    var bandRows: Int { Self.bandRows(rows: geometry.outputHeight, width: geometry.outputWidth, filtersPadded: filtersPadded) }
+    var bandRows: Int {
+        Self.bandRows(rows: geometry.outputHeight, width: geometry.outputWidth, filtersPadded: filtersPadded,
+                      weightFloats: packedWeightCount)
+    }
 
     /// Rows per band of `rows` output rows `width` pixels wide: as many as keep the band's
-    /// staging (`rows · width · filtersPadded` floats) within 128 KiB, at least one.
-    static func bandRows(rows: Int, width: Int, filtersPadded: Int) -> Int {
-        max(1, min(rows, (1 << 15) / max(1, width * filtersPadded)))
+    /// staging (`rows · width · filtersPadded` floats) within 128 KiB, at least one; within
+    /// 256 KiB where a weight of `weightFloats` past 1 MiB would otherwise serve bands of at most
+    /// 128 pixels (more than 128 filters): every pass of a band streams the whole weight
+    /// through L1, so a band of more pixels streams it fewer times, while a weight within L2
+    /// wants the room for itself. Call-by-call pairs' median ratios, 256 KiB ÷ 128 KiB, forward:
+    /// 8×256×28×28 → 512 3×3 stride 2 (4.7 MB, 56-pixel bands) 0.94–0.96, 8×96×27×27 → 256
+    /// 5×5 (2.4 MB) 0.977, 8×256×28×28 → 256 dilation 2 0.976, 8×128×56×56 → 256 stride 2
+    /// (1.2 MB) 0.977–0.999; but 8×64×32×32 → 128 5×5 (0.8 MB) 1.00, resnet-c3s2 1.03,
+    /// 4×64×112×112 → 64 stride 2 1.08, and the rotated backward-data pass of 8×96×27×27 → 256
+    /// (96 filters, 324-pixel bands) 1.02.
+    static func bandRows(rows: Int, width: Int, filtersPadded: Int, weightFloats: Int) -> Int {
+        let widens = weightFloats > 1 << 18 && filtersPadded > 128
+        let stagingFloats = widens ? 1 << 16 : 1 << 15
+        return max(1, min(rows, stagingFloats / max(1, width * filtersPadded)))
     }
     private var bands: Int { (geometry.outputHeight + bandRows - 1) / bandRows }
     /// Images one band covers: several where the weight is past L2 (more than

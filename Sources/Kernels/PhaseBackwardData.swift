@@ -102,7 +102,8 @@ struct PhaseBackwardData: Sendable {
     private var copyCount: Int { ((gradientGeometry?.channelLastCopyFloats ?? 0) + 15) / 16 * 16 }
     /// Phase rows per band: a band's staging (`rows · columns · channelsPadded`) stays in L2.
     private func bandRows(_ phase: Phase) -> Int {
-        ChannelLastConvolution.bandRows(rows: phase.rows, width: phase.columns, filtersPadded: channelsPadded)
+        ChannelLastConvolution.bandRows(rows: phase.rows, width: phase.columns, filtersPadded: channelsPadded,
+                                       weightFloats: packedCount(phase))
     }
     private var stagingCount: Int {
         phases.map { bandRows($0) * $0.columns * channelsPadded }.max() ?? 0
