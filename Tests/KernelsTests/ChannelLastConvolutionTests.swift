@@ -104,6 +104,19 @@ import Testing
         #expect(try imagesPerBand([1, 256, 14, 14], filters: 512) == 1)                // one image
     }
 
+    /// A band's staging is 128 KiB, or 256 KiB over a weight past 1 MiB with more than 128
+    /// filters (whose 128 KiB bands would hold at most 128 pixels).
+    @Test func bandsWidenOverALargeWeightWithManyFilters() {
+        // 14-pixel rows of 512 filters: 4 rows in 128 KiB, 9 in 256 KiB.
+        #expect(ChannelLastConvolution.bandRows(rows: 14, width: 14, filtersPadded: 512, weightFloats: 1_179_648) == 9)
+        #expect(ChannelLastConvolution.bandRows(rows: 14, width: 14, filtersPadded: 512, weightFloats: 1 << 18) == 4)
+        // 96 filters over a 2.4 MB weight keep 128 KiB: 12 rows of 27 pixels.
+        #expect(ChannelLastConvolution.bandRows(rows: 27, width: 27, filtersPadded: 96, weightFloats: 614_400) == 12)
+        // Never fewer than one row, never more than the output has.
+        #expect(ChannelLastConvolution.bandRows(rows: 5, width: 4096, filtersPadded: 512, weightFloats: 1 << 20) == 1)
+        #expect(ChannelLastConvolution.bandRows(rows: 3, width: 7, filtersPadded: 256, weightFloats: 1 << 20) == 3)
+    }
+
     /// Each thread copies one band's rows at a time only where images are split across threads
     /// and the rows bands share are few.
     @Test func bandCopiesWhereBandsShareFewRows() throws {
