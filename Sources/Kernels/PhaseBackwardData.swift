@@ -160,7 +160,7 @@ struct PhaseBackwardData: Sendable {
                         let rows = min(bandRows, phase.rows - first)
                         kernels_channel_last_rows_avx512(copy + origin + first * paddedWidth * filters, paddedWidth * filters, rows,
                                                          rows, 0, filters, filters, offsets.baseAddress, phase.taps.count,
-                                                         packedWeights[index], channelsPadded, nil, phase.columns, staging)
+                                                         packedWeights[index], channelsPadded, nil, phase.columns, staging, false)
                         VectorOperations.transpose(rows: rows * phase.columns, columns: g.channels, from: staging,
                                                    sourceStride: channelsPadded, to: phasePlanes + first * phase.columns,
                                                    destinationStride: planeSize)

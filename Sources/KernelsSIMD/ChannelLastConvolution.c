@@ -20,28 +20,35 @@
 // (minima of 3 alternating runs, two threads).
 
 #define TARGET __attribute__((target("avx512f,avx2,fma")))
+#define PIXELS 6
 
 /// Adds `segments` slices to R pixels × NV filter vectors held in `out` (pixel r's row
 /// `outStride` floats after pixel r − 1's): slice k's channels [0, counts[k]), its inputs
 /// `offsets[k]` floats after pixel r's `xs[r]`, its weights right after slice k − 1's.
 static inline __attribute__((always_inline)) TARGET void
-accumulate(const int R, const int NV, const float *const *xs, long segments, const long *offsets, const long *counts,
-           const float *weight, float *out, long outStride) {
+accumulate(const int R, const int NV, const float *const *xs, const float *const *next, long segments,
+           const long *offsets, const long *counts, const float *weight, float *out, long outStride) {
     __m512 acc[6][4];
     for (int r = 0; r < R; r++)
         for (int j = 0; j < NV; j++) acc[r][j] = _mm512_loadu_ps(out + r * outStride + 16 * j);
     const long width = 16 * NV;
     const float *w = weight;
     for (long k = 0; k < segments; k++) {
-        const float *x[6];
+        const float *x[6], *nx[PIXELS];
         for (int r = 0; r < R; r++) x[r] = xs[r] + offsets[k];
+        if (next) for (int r = 0; r < PIXELS; r++) nx[r] = next[r] + offsets[k];
         const long count = counts[k];
-        for (long c = 0; c < count; c++, w += width) {
-            __m512 wv[4];
-            for (int j = 0; j < NV; j++) wv[j] = _mm512_loadu_ps(w + 16 * j);
-            for (int r = 0; r < R; r++) {
-                const __m512 v = _mm512_set1_ps(x[r][c]);
-                for (int j = 0; j < NV; j++) acc[r][j] = _mm512_fmadd_ps(v, wv[j], acc[r][j]);
+        for (long c0 = 0; c0 < count; c0 += 16) {
+            // One line of each of the next block's pixels per 16 channels of this block's.
+            if (next) for (int r = 0; r < PIXELS; r++) _mm_prefetch((const char *)(nx[r] + c0), _MM_HINT_T0);
+            const long end = count - c0 < 16 ? count : c0 + 16;
+            for (long c = c0; c < end; c++, w += width) {
+                __m512 wv[4];
+                for (int j = 0; j < NV; j++) wv[j] = _mm512_loadu_ps(w + 16 * j);
+                for (int r = 0; r < R; r++) {
+                    const __m512 v = _mm512_set1_ps(x[r][c]);
+                    for (int j = 0; j < NV; j++) acc[r][j] = _mm512_fmadd_ps(v, wv[j], acc[r][j]);
+                }
             }
         }
     }
@@ -49,7 +56,6 @@ accumulate(const int R, const int NV, const float *const *xs, long segments, con
         for (int j = 0; j < NV; j++) _mm512_storeu_ps(out + r * outStride + 16 * j, acc[r][j]);
 }
 
-#define PIXELS 6
 
 /// Adds `segments` slices (see `accumulate`) to every pixel of a band (`pixels` in raster
 /// order, `outputWidth` per row), in blocks of 6 that run on across row ends: a row of 14 or 28 pixels
@@ -65,7 +71,7 @@ accumulate(const int R, const int NV, const float *const *xs, long segments, con
 static inline __attribute__((always_inline)) TARGET void
 bandSlice(const int NV, const float *x, long rowStep, long rowsPerImage, long imageStep, long pixelStep,
           long outputWidth, long pixels, long segments, const long *offsets, const long *counts,
-          const float *weight, float *out, long outStride, const float *ahead, long aheadLines) {
+          const float *weight, float *out, long outStride, const float *ahead, long aheadLines, int prefetchInputs) {
     long image = 0, row = 0, column = 0;
     const long blocks = (pixels + PIXELS - 1) / PIXELS;
     const long linesPerBlock = (aheadLines + blocks - 1) / blocks;
@@ -82,14 +88,26 @@ bandSlice(const int NV, const float *x, long rowStep, long rowsPerImage, long im
                 if (++row == rowsPerImage) { row = 0; image++; }
             }
         }
+        const float *next[PIXELS];
+        if (prefetchInputs) {
+            long i = image, y = row, xpos = column;
+            for (long r = 0; r < PIXELS; r++) {
+                if (pixel + PIXELS + r >= pixels) { next[r] = r ? next[r - 1] : xs[0]; continue; }
+                next[r] = x + i * imageStep + y * rowStep + xpos * pixelStep;
+                if (++xpos == outputWidth) {
+                    xpos = 0;
+                    if (++y == rowsPerImage) { y = 0; i++; }
+                }
+            }
+        }
         float *o = out + pixel * outStride;
         switch (here) {
-        case 6: accumulate(6, NV, xs, segments, offsets, counts, weight, o, outStride); break;
-        case 5: accumulate(5, NV, xs, segments, offsets, counts, weight, o, outStride); break;
-        case 4: accumulate(4, NV, xs, segments, offsets, counts, weight, o, outStride); break;
-        case 3: accumulate(3, NV, xs, segments, offsets, counts, weight, o, outStride); break;
-        case 2: accumulate(2, NV, xs, segments, offsets, counts, weight, o, outStride); break;
-        default: accumulate(1, NV, xs, segments, offsets, counts, weight, o, outStride); break;
+        case 6: accumulate(6, NV, xs, prefetchInputs ? next : 0, segments, offsets, counts, weight, o, outStride); break;
+        case 5: accumulate(5, NV, xs, prefetchInputs ? next : 0, segments, offsets, counts, weight, o, outStride); break;
+        case 4: accumulate(4, NV, xs, prefetchInputs ? next : 0, segments, offsets, counts, weight, o, outStride); break;
+        case 3: accumulate(3, NV, xs, prefetchInputs ? next : 0, segments, offsets, counts, weight, o, outStride); break;
+        case 2: accumulate(2, NV, xs, prefetchInputs ? next : 0, segments, offsets, counts, weight, o, outStride); break;
+        default: accumulate(1, NV, xs, prefetchInputs ? next : 0, segments, offsets, counts, weight, o, outStride); break;
         }
     }
 }
@@ -107,7 +125,7 @@ TARGET void kernels_channel_last_rows_avx512(const float *image, long rowStep, l
                                              long rowsPerImage, long imageStep, long channels,
                                              long pixelStep, const long *tapOffsets, long taps,
                                              const float *weight, long filtersPadded, const float *bias,
-                                             long outputWidth, float *out) {
+                                             long outputWidth, float *out, bool prefetchInputs) {
     const long pixels = rows * outputWidth;
     const float *weightEnd = weight + taps * channels * filtersPadded;
     for (long first = 0; first < filtersPadded; first += 64) {
@@ -139,7 +157,7 @@ TARGET void kernels_channel_last_rows_avx512(const float *image, long rowStep, l
             const float *ahead = w + passFloats;
             const long aheadFloats = weightEnd - ahead < passFloats ? weightEnd - ahead : passFloats;
             const long aheadLines = aheadFloats / 16;
-#define SLICE_ARGUMENTS x, rowStep, rowsPerImage, imageStep, pixelStep, outputWidth, pixels, segments, offsets, counts, w, o, filtersPadded, ahead, aheadLines
+#define SLICE_ARGUMENTS x, rowStep, rowsPerImage, imageStep, pixelStep, outputWidth, pixels, segments, offsets, counts, w, o, filtersPadded, ahead, aheadLines, prefetchInputs
             switch (vectors) {
             case 4: bandSlice(4, SLICE_ARGUMENTS); break;
             case 3: bandSlice(3, SLICE_ARGUMENTS); break;
@@ -158,10 +176,10 @@ void kernels_channel_last_rows_avx512(const float *image, long rowStep, long row
                                       long rowsPerImage, long imageStep, long channels,
                                       long pixelStep, const long *tapOffsets, long taps,
                                       const float *weight, long filtersPadded, const float *bias,
-                                      long outputWidth, float *out) {
+                                      long outputWidth, float *out, bool prefetchInputs) {
     (void)image; (void)rowStep; (void)rows; (void)rowsPerImage; (void)imageStep; (void)channels; (void)pixelStep;
     (void)tapOffsets; (void)taps;
-    (void)weight; (void)filtersPadded; (void)bias; (void)outputWidth; (void)out;
+    (void)weight; (void)filtersPadded; (void)bias; (void)outputWidth; (void)out; (void)prefetchInputs;
 }
 
 #endif

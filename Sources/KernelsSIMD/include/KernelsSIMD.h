@@ -125,12 +125,13 @@ void kernels_product_transposed_avx512(const float *a, long lda, const float *b,
 /// tapOffsets[t] + c] · weight[…]` for `rows` rows (row `r` being row `y = r mod rowsPerImage` of image
 /// `i = r / rowsPerImage`), `outputWidth` pixels and `filtersPadded` (a multiple of 16) filters. `weight` is in blocks
 /// of 64 filters (the last one narrower): block `b` at `64·b·taps·channels`, holding `[t][c][its width]`. `bias` has
-/// `filtersPadded` floats, or is NULL. Requires kernels_simd_has_avx512f().
+/// `filtersPadded` floats, or is NULL. With `prefetchInputs`, each block of pixels asks for the next block's
+/// inputs into L1 as it runs (for images too large together to stay in L2). Requires kernels_simd_has_avx512f().
 void kernels_channel_last_rows_avx512(const float *image, long rowStep, long rows,
                                       long rowsPerImage, long imageStep, long channels,
                                       long pixelStep, const long *tapOffsets, long taps,
                                       const float *weight, long filtersPadded, const float *bias,
-                                      long outputWidth, float *out);
+                                      long outputWidth, float *out, bool prefetchInputs);
 
 /// `destination[j·destinationStride + i] = source[i·sourceStride + j]` for the `rows × columns`
 /// matrix at `source`: reads and writes nothing else. Requires kernels_simd_has_avx512f().
