@@ -24,7 +24,8 @@
 
 /// Adds `segments` slices to R pixels × NV filter vectors held in `out` (pixel r's row
 /// `outStride` floats after pixel r − 1's): slice k's channels [0, counts[k]), its inputs
-/// `offsets[k]` floats after pixel r's `xs[r]`, its weights right after slice k − 1's.
+/// `offsets[k]` floats after pixel r's `xs[r]`, its weights right after slice k − 1's. With
+/// `next` (the next block's 6 pixels, else NULL) it asks for their inputs into L1 as it goes.
 static inline __attribute__((always_inline)) TARGET void
 accumulate(const int R, const int NV, const float *const *xs, const float *const *next, long segments,
            const long *offsets, const long *counts, const float *weight, float *out, long outStride) {
@@ -56,6 +57,19 @@ accumulate(const int R, const int NV, const float *const *xs, const float *const
         for (int j = 0; j < NV; j++) _mm512_storeu_ps(out + r * outStride + 16 * j, acc[r][j]);
 }
 
+/// Where the inputs of `count` consecutive pixels start, from raster position (`*image`, `*row`,
+/// `*column`), which then moves past them.
+static inline __attribute__((always_inline)) void
+pixelInputs(const float *x, long imageStep, long rowStep, long pixelStep, long outputWidth, long rowsPerImage,
+            long count, long *image, long *row, long *column, const float **xs) {
+    for (long r = 0; r < count; r++) {
+        xs[r] = x + *image * imageStep + *row * rowStep + *column * pixelStep;
+        if (++*column == outputWidth) {
+            *column = 0;
+            if (++*row == rowsPerImage) { *row = 0; ++*image; }
+        }
+    }
+}
 
 /// Adds `segments` slices (see `accumulate`) to every pixel of a band (`pixels` in raster
 /// order, `outputWidth` per row), in blocks of 6 that run on across row ends: a row of 14 or 28 pixels
@@ -81,24 +95,15 @@ bandSlice(const int NV, const float *x, long rowStep, long rowsPerImage, long im
             _mm_prefetch((const char *)(ahead + 16 * line), _MM_HINT_T1);
         const float *xs[PIXELS];
         const long here = pixels - pixel < PIXELS ? pixels - pixel : PIXELS;
-        for (long r = 0; r < here; r++) {
-            xs[r] = x + image * imageStep + row * rowStep + column * pixelStep;
-            if (++column == outputWidth) {
-                column = 0;
-                if (++row == rowsPerImage) { row = 0; image++; }
-            }
-        }
+        pixelInputs(x, imageStep, rowStep, pixelStep, outputWidth, rowsPerImage, here, &image, &row, &column, xs);
+        // The next block's pixels (the last block's own again, past the band's end).
         const float *next[PIXELS];
         if (prefetchInputs) {
-            long i = image, y = row, xpos = column;
-            for (long r = 0; r < PIXELS; r++) {
-                if (pixel + PIXELS + r >= pixels) { next[r] = r ? next[r - 1] : xs[0]; continue; }
-                next[r] = x + i * imageStep + y * rowStep + xpos * pixelStep;
-                if (++xpos == outputWidth) {
-                    xpos = 0;
-                    if (++y == rowsPerImage) { y = 0; i++; }
-                }
-            }
+            long nextImage = image, nextRow = row, nextColumn = column;
+            const long rest = pixels - pixel - here, nextHere = rest < PIXELS ? rest : PIXELS;
+            pixelInputs(x, imageStep, rowStep, pixelStep, outputWidth, rowsPerImage, nextHere,
+                        &nextImage, &nextRow, &nextColumn, next);
+            for (long r = nextHere; r < PIXELS; r++) next[r] = r ? next[r - 1] : xs[0];
         }
         float *o = out + pixel * outStride;
         switch (here) {
