@@ -105,14 +105,15 @@ bandSlice(const int NV, const float *x, long rowStep, long rowsPerImage, long im
                         &nextImage, &nextRow, &nextColumn, next);
             for (long r = nextHere; r < PIXELS; r++) next[r] = r ? next[r - 1] : xs[0];
         }
+        const float *const *nextInputs = prefetchInputs ? next : 0;
         float *o = out + pixel * outStride;
         switch (here) {
-        case 6: accumulate(6, NV, xs, prefetchInputs ? next : 0, segments, offsets, counts, weight, o, outStride); break;
-        case 5: accumulate(5, NV, xs, prefetchInputs ? next : 0, segments, offsets, counts, weight, o, outStride); break;
-        case 4: accumulate(4, NV, xs, prefetchInputs ? next : 0, segments, offsets, counts, weight, o, outStride); break;
-        case 3: accumulate(3, NV, xs, prefetchInputs ? next : 0, segments, offsets, counts, weight, o, outStride); break;
-        case 2: accumulate(2, NV, xs, prefetchInputs ? next : 0, segments, offsets, counts, weight, o, outStride); break;
-        default: accumulate(1, NV, xs, prefetchInputs ? next : 0, segments, offsets, counts, weight, o, outStride); break;
+        case 6: accumulate(6, NV, xs, nextInputs, segments, offsets, counts, weight, o, outStride); break;
+        case 5: accumulate(5, NV, xs, nextInputs, segments, offsets, counts, weight, o, outStride); break;
+        case 4: accumulate(4, NV, xs, nextInputs, segments, offsets, counts, weight, o, outStride); break;
+        case 3: accumulate(3, NV, xs, nextInputs, segments, offsets, counts, weight, o, outStride); break;
+        case 2: accumulate(2, NV, xs, nextInputs, segments, offsets, counts, weight, o, outStride); break;
+        default: accumulate(1, NV, xs, nextInputs, segments, offsets, counts, weight, o, outStride); break;
         }
     }
 }
