@@ -7,9 +7,13 @@ layers (including any `--layer`, `--filter` or `--quick` given here, which are p
 the Kernels timings are exactly the harness's. Each peer call is then timed the same way:
 a warm-up, then repeated runs, median milliseconds.
 
-Layer by layer, Kernels and then its peers run back to back: on a shared machine whose speed
-drifts by up to 2× over minutes, timing every Kernels layer first and every peer afterwards let a
-slow minute fall on one side only. A first short harness run (budget 0.01 s) only lists the layers.
+Layer by layer, Kernels and then its peers run back to back, in rounds (`--rounds`, default 3,
+each with a third of the budget), and every figure is the median of its rounds' medians: on a
+shared machine whose speed drifts by up to 2× over minutes, timing every Kernels layer first and
+every peer afterwards let a slow minute fall on one side only, and even one Kernels run followed by
+one peer run (10–20 s a layer) let a slow stretch of seconds land on one side of a row. Alternating
+in rounds spreads such a stretch over both sides. A first short harness run (budget 0.01 s) only
+lists the layers.
 
     make bench-peers                          # the DESIGN.md layer table
     make bench-peers BENCH_ARGS=--quick       # batch-1 smoke run
@@ -37,11 +41,18 @@ def parse_arguments():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kernels-bench", required=True, help="path to the built kernels-bench executable")
     parser.add_argument("--budget", type=float, default=1.0, help="seconds of timed runs per measurement")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="times Kernels and then its peers are measured, alternating, on each layer "
+                             "(each round gets budget / rounds; --quick runs one)")
     parser.add_argument("--markdown", action="store_true", help="print the table as GitHub markdown")
     parser.add_argument("--skip-numpy", action="store_true", help="time PyTorch only")
     # Everything else (--quick, --layer, --filter, --only-given-layers) goes to kernels-bench.
     own, passed_on = parser.parse_known_args()
     own.quick = "--quick" in passed_on
+    if own.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    if own.quick:
+        own.rounds = 1
     return own, passed_on
 
 
@@ -242,20 +253,26 @@ def main():
 
     generator = torch.Generator().manual_seed(0)
     rows = []
+    round_budget = own.budget / own.rounds
     for name, shape in listed:
-        kernels_ms = kernels_layer(own.kernels_bench, passed_on, own.budget, shape)
         layer = Layer(shape)
         torch_peer = TorchConvolution(layer, generator)
         numpy_peer = None if own.skip_numpy else NumPyConvolution(torch_peer)
         if numpy_peer is not None:
             check(numpy_peer, torch_peer, name)
+        # samples[variant][side]: one median per round.
+        samples = {variant: {"kernels": [], "torch": [], "numpy": []} for variant in PASSES}
+        for round_index in range(own.rounds):
+            kernels_ms = kernels_layer(own.kernels_bench, passed_on, round_budget, shape)
+            for variant in PASSES:
+                method = variant.replace("+", "_").replace("-", "_")
+                progress(f"peers {name} {variant} (round {round_index + 1} of {own.rounds})")
+                samples[variant]["kernels"].append(kernels_ms[variant])
+                samples[variant]["torch"].append(median_ms(getattr(torch_peer, method), own.quick, round_budget))
+                samples[variant]["numpy"].append(median_ms(getattr(numpy_peer, method), own.quick, round_budget)
+                                                 if numpy_peer is not None else float("nan"))
         for index, variant in enumerate(PASSES):
-            method = variant.replace("+", "_").replace("-", "_")
-            progress(f"peers {name} {variant}")
-            torch_ms = median_ms(getattr(torch_peer, method), own.quick, own.budget)
-            numpy_ms = (median_ms(getattr(numpy_peer, method), own.quick, own.budget)
-                        if numpy_peer is not None else float("nan"))
-            ours = kernels_ms[variant]
+            ours, torch_ms, numpy_ms = (statistics.median(samples[variant][side]) for side in ("kernels", "torch", "numpy"))
             summary = (f"{layer.n},{layer.c},{layer.h},{layer.w}→{layer.f},{layer.kh},"
                        f"s{layer.stride},p{layer.padding}" + (f",d{layer.dilation}" if layer.dilation != 1 else ""))
             rows.append([name if index == 0 else "", summary if index == 0 else "", variant,
@@ -271,7 +288,9 @@ def main():
     print_table("Convolution, median ms; ratio = peer ms ÷ Kernels ms (above 1×: Kernels is faster)",
                 ["layer", "N,C,H,W→F,k,s,p", "pass", "Kernels", "PyTorch", "NumPy", "PyTorch/Kernels", "NumPy/Kernels"],
                 rows, 3, own.markdown,
-                ["Kernels: kernels-bench --json --section conv on each layer alone, right before its peers.",
+                [f"Kernels: kernels-bench --json --section conv on each layer alone, right before its peers, in {own.rounds} "
+                 f"alternating round{'s' if own.rounds != 1 else ''} of {format_number(round_budget)} s per measurement; "
+                 "each figure is the median of the rounds' medians.",
                  "PyTorch: F.conv2d (no_grad) for forward, aten.convolution_backward with one output mask for",
                  "  backward-input / backward-weight, and conv2d(...).backward(dy) with x, w, b requiring grad for forward+backward.",
                  "NumPy: per-tap strided im2col, one float32 matmul over the batch, per-tap slice-add col2im;",
