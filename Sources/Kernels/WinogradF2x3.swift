@@ -30,8 +30,9 @@ import KernelsSIMD
 /// both 64-tile column blocks: no change (minima of 3 alternating runs).
 ///
 /// Layout choice: tiles of one tile-row are contiguous in `V` and `M`, so every transform is a
-/// loop over `tx` with contiguous stores (vectorized by the compiler) and the input is read
-/// through zero-padded row copies (no per-element bounds checks).
+/// loop over `tx` with contiguous stores: 16 tiles a step in Kernels' AVX-512 kernels, whose
+/// masked loads stand in for the padding, else 4 in Swift through zero-padded row copies (no
+/// per-element bounds checks either way; see ``usesVectorTileTransforms``).
 struct WinogradF2x3 {
     /// The 3×3 kernels a run convolves with: a convolution weight `[O, I, 3, 3]` as it is, or
     /// (backward data) a weight `[F, C, 3, 3]` seen as `[C, F, 3, 3]` rotated by 180°.
@@ -425,6 +426,15 @@ struct WinogradF2x3 {
                                          into transformed: UnsafeMutablePointer<Float>, groupTiles: Int) {
         let planeStride = planeStride(outputChannels, tiles: groupTiles)
         let tilesWide = tilesWide
+        if usesVectorTileTransforms {
+            forEachPlane(channels: outputChannels, span: span, scratchCount: 0) { channel, image, tileOffset, _ in
+                kernels_winograd_output_gradient_transform_avx512(gradient + (image * outputChannels + channel) * outputHeight * outputWidth,
+                                                                  outputHeight, outputWidth, span.tileRows.lowerBound,
+                                                                  span.tileRows.count, tilesWide,
+                                                                  transformed + channel * groupTiles + tileOffset, planeStride)
+            }
+            return
+        }
         let rowLength = 2 * tilesWide
         // Two zero-padded gradient rows, so odd output sizes need no branches.
         forEachTileRow(channels: outputChannels, span: span, scratchCount: 2 * rowLength) { channel, image, tileRow, tileOffset, rows in
@@ -496,26 +506,49 @@ struct WinogradF2x3 {
 
     /// Runs `body(channel, image, tileRow, tileOffset, scratch)` for every tile-row of the span
     /// and every channel, `tileOffset` being the tile-row's first tile in the group: the loop
-    /// nest of all three tile transforms. Channels are split across cores when the span says
-    /// so (each writes only its own channel's plane), each core with `scratchCount` floats of
-    /// zero-padded row copies.
+    /// nest of the Swift tile transforms, each core with `scratchCount` floats of zero-padded
+    /// row copies (see ``forEachPlane(channels:span:scratchCount:_:)``).
     private func forEachTileRow(channels: Int, span: TileSpan, scratchCount: Int,
                                 _ body: (_ channel: Int, _ image: Int, _ tileRow: Int, _ tileOffset: Int,
                                          _ scratch: UnsafeMutablePointer<Float>) -> Void) {
+        forEachPlane(channels: channels, span: span, scratchCount: scratchCount) { channel, image, tileOffset, scratch in
+            for tileRow in span.tileRows {
+                body(channel, image, tileRow, tileOffset + (tileRow - span.tileRows.lowerBound) * tilesWide, scratch)
+            }
+        }
+    }
+
+    /// Runs `body(channel, image, tileOffset, scratch)` for every image of the span and every
+    /// channel, `tileOffset` being the span's first tile-row's first tile of that image in the
+    /// group (its other tile-rows follow, `tilesWide` tiles each). Channels are split across
+    /// cores when the span says so (each writes only its own channel's plane), each core with
+    /// `scratchCount` floats of scratch.
+    private func forEachPlane(channels: Int, span: TileSpan, scratchCount: Int,
+                              _ body: (_ channel: Int, _ image: Int, _ tileOffset: Int,
+                                       _ scratch: UnsafeMutablePointer<Float>) -> Void) {
         let work = span.acrossCores ? span.images * span.tileRows.count * tilesWide * 16 : 0
         Parallel.forEach(channels, workPerItem: work) { channelRange in
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, scratchCount))
             defer { scratch.deallocate() }
             for channel in channelRange {
                 for image in 0..<span.images {
-                    for tileRow in span.tileRows {
-                        let tileOffset = (image * span.tileRows.count + tileRow - span.tileRows.lowerBound) * tilesWide
-                        body(channel, image, tileRow, tileOffset, scratch)
-                    }
+                    body(channel, image, image * span.tileRows.count * tilesWide, scratch)
                 }
             }
         }
     }
+
+    /// Whether the tile transforms run as Kernels' AVX-512 kernels (16 tiles a step, no row
+    /// copies; `WinogradTileTransforms.c`) rather than in Swift (4 tiles a step): with the
+    /// product kernel on AVX-512, as the weight transforms do, unless a test asks for the Swift
+    /// ones (``prefersSwiftTileTransforms``). Call-by-call pairs (Swift ÷ AVX-512, medians):
+    /// cifar-64 forward 1.114 and weight gradient 1.102, resnet-c2 forward 1.042, backward-data
+    /// 1.033, forward+backward 1.026; resnet-c4 1.00–1.02.
+    var usesVectorTileTransforms: Bool { !prefersSwiftTileTransforms && product?.instructionSet == .avx512 }
+
+    /// Runs the tile transforms in Swift even where the AVX-512 ones apply: for tests that
+    /// compare the two.
+    var prefersSwiftTileTransforms = false
 
     /// `T[ξ][tap] = G[a][r] · G[b][c]` for ξ = 4a + b and tap = 3r + c, with
     /// G = [[1,0,0],[½,½,½],[½,−½,½],[0,0,1]]: the kernel transform `G g Gᵀ` as a 16×9 matrix
@@ -582,8 +615,17 @@ struct WinogradF2x3 {
     private func transformInput(_ images: UnsafePointer<Float>, span: TileSpan,
                                 into transformed: UnsafeMutablePointer<Float>, groupTiles: Int) {
         let planeStride = planeStride(inputChannels, tiles: groupTiles)
-        let rowLength = paddedRowLength
         let tilesWide = tilesWide
+        if usesVectorTileTransforms {
+            forEachPlane(channels: inputChannels, span: span, scratchCount: 0) { channel, image, tileOffset, _ in
+                kernels_winograd_input_transform_avx512(images + (image * inputChannels + channel) * height * width, height, width,
+                                                        padding.height, padding.width, span.tileRows.lowerBound,
+                                                        span.tileRows.count, tilesWide,
+                                                        transformed + channel * groupTiles + tileOffset, planeStride)
+            }
+            return
+        }
+        let rowLength = paddedRowLength
         // Four zero-padded input rows: the 4×4 tiles of one tile-row read exactly these.
         forEachTileRow(channels: inputChannels, span: span, scratchCount: 4 * rowLength) { channel, image, tileRow, tileOffset, rows in
             let plane = images + (image * inputChannels + channel) * height * width
@@ -631,6 +673,15 @@ struct WinogradF2x3 {
                                  into output: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?) {
         let planeStride = planeStride(outputChannels, tiles: groupTiles)
         let tilesWide = tilesWide
+        if usesVectorTileTransforms {
+            forEachPlane(channels: outputChannels, span: span, scratchCount: 0) { channel, image, tileOffset, _ in
+                kernels_winograd_output_transform_avx512(products + channel * groupTiles + tileOffset, planeStride,
+                                                         span.tileRows.lowerBound, span.tileRows.count, tilesWide,
+                                                         output + (image * outputChannels + channel) * outputHeight * outputWidth,
+                                                         outputHeight, outputWidth, bias?[channel] ?? 0)
+            }
+            return
+        }
         let rowLength = 2 * tilesWide
         // Two full-width output rows, written then copied in, so odd sizes need no branches.
         forEachTileRow(channels: outputChannels, span: span, scratchCount: 2 * rowLength) { channel, image, tileRow, tileOffset, rows in

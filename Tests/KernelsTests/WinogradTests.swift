@@ -95,6 +95,60 @@ import Testing
         }
     }
 
+    /// The AVX-512 tile transforms (`WinogradTileTransforms.c`) form the same sums in the same
+    /// order as the Swift ones, so all three passes must agree to the bit: tile-rows wider than
+    /// one 16-tile step and ending mid-step, odd sizes, every padding, spans and groups.
+    @Test(.enabled(if: DirectConvolution.InstructionSet.avx512.isSupported))
+    func vectorTileTransformsGiveTheSwiftTransformsBits() throws {
+        let cases: [(batch: Int, channels: Int, filters: Int, height: Int, width: Int, padding: Size2D)] = [
+            (2, 16, 17, 37, 45, Size2D(height: 1, width: 2)),   // 24 tiles a row: one step and a half
+            (1, 16, 16, 70, 70, Size2D(0)),                     // 36 tiles a row (34 used): three steps
+            (3, 20, 16, 6, 4, Size2D(2)),
+            (2, 17, 19, 5, 7, Size2D(height: 2, width: 0)),
+            (1, 16, 16, 1, 1, Size2D(1)),
+            (2, 131, 129, 5, 5, Size2D(1)),                     // groups, not spans
+        ]
+        var generator = SeededGenerator(seed: 61)
+        for c in cases {
+            let x = Tensor.random([c.batch, c.channels, c.height, c.width], using: &generator)
+            let w = Tensor.random([c.filters, c.channels, 3, 3], using: &generator)
+            let b = Tensor.random([c.filters], using: &generator)
+            let engine = try Conv2D(padding: c.padding).makeEngine(input: x.shape, weight: w.shape)
+            let g = engine.geometry
+            let dy = Tensor.random([c.batch, c.filters, g.outputHeight, g.outputWidth], using: &generator)
+            var results: [[[Float]]] = []
+            for prefersSwift in [false, true] {
+                var (forward, backward) = (engine.forwardWinograd, engine.backwardDataWinograd)
+                forward.product = ProductKernel(instructionSet: .avx512)
+                backward.product = forward.product
+                forward.prefersSwiftTileTransforms = prefersSwift
+                backward.prefersSwiftTileTransforms = prefersSwift
+                #expect(forward.usesVectorTileTransforms == !prefersSwift)
+                var output = [Float](repeating: .nan, count: dy.scalars.count)
+                var inputGradient = [Float](repeating: .nan, count: x.scalars.count)
+                var weightGradient = [Float](repeating: .nan, count: w.scalars.count)
+                var workspace = [Float](repeating: .nan, count: max(forward.workspaceCount, backward.workspaceCount))
+                x.withPointer { x in
+                    w.withPointer { w in
+                        b.withPointer { b in
+                            forward.run(input: x, output: &output, bias: b, workspace: &workspace, kernel: .forward(w))
+                        }
+                        dy.withPointer { dy in
+                            backward.run(input: dy, output: &inputGradient, bias: nil, workspace: &workspace, kernel: .backwardData(w))
+                            forward.weightGradient(input: x, outputGradient: dy, weightGradient: &weightGradient, workspace: &workspace)
+                        }
+                    }
+                }
+                results.append([output, inputGradient, weightGradient])
+            }
+            for (pass, name) in ["forward", "backward-data", "backward-weight"].enumerated() {
+                let differing = zip(results[0][pass], results[1][pass]).filter { $0.bitPattern != $1.bitPattern }.count
+                #expect(differing == 0, "\(name) \(c): \(differing) of \(results[0][pass].count) differ")
+                #expect(!results[0][pass].contains { $0.isNaN }, "\(name) \(c)")
+            }
+        }
+    }
+
     @Test func forwardAndGradientsMatchTheDirectReference() throws {
         var generator = SeededGenerator(seed: 52)
         for c in Self.cases() {

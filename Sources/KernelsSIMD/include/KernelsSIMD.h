@@ -114,6 +114,27 @@ void kernels_winograd_kernel_transform_swapped_avx512(const float *weight, long 
 void kernels_winograd_kernel_untransform_avx512(const float *transformed, long planeStride, long count,
                                                 const float *matrix, float *gradient);
 
+/// Winograd F(2×2, 3×3)'s input transform `Bᵀ d B` of tile-rows [firstTileRow, firstTileRow +
+/// tileRows) of one `height × width` plane padded by (paddingTop, paddingLeft): tile (r, t) reads
+/// rows 2r − paddingTop … + 3 and columns 2t − paddingLeft … + 3 (zero outside the plane) and
+/// writes position ξ at `transformed[ξ·planeStride + (r − firstTileRow)·tilesWide + t]`.
+/// Requires kernels_simd_has_avx512f().
+void kernels_winograd_input_transform_avx512(const float *plane, long height, long width,
+                                             long paddingTop, long paddingLeft,
+                                             long firstTileRow, long tileRows, long tilesWide,
+                                             float *transformed, long planeStride);
+/// Its output transform `Aᵀ M A + bias` from `products` laid out as the input transform writes
+/// them, into output rows 2r and 2r + 1 (those below `outputHeight` and columns below
+/// `outputWidth`) of an `outputHeight × outputWidth` plane. Requires kernels_simd_has_avx512f().
+void kernels_winograd_output_transform_avx512(const float *products, long planeStride,
+                                              long firstTileRow, long tileRows, long tilesWide,
+                                              float *plane, long outputHeight, long outputWidth, float bias);
+/// The output gradient's transform `A dY Aᵀ` of the same tiles (2×2 gradient tiles, zero past
+/// the plane's edge), written as the input transform writes. Requires kernels_simd_has_avx512f().
+void kernels_winograd_output_gradient_transform_avx512(const float *plane, long outputHeight, long outputWidth,
+                                                       long firstTileRow, long tileRows, long tilesWide,
+                                                       float *transformed, long planeStride);
+
 /// `C = A·Bᵀ` (or `C += A·Bᵀ` with `accumulate`): `C` is `m × n` with rows `ldc` apart, `A` is
 /// `m × k` and `B` `n × k`, rows `lda` and `ldb` apart, each row's `k` floats contiguous. Reads
 /// nothing past a row's `k` floats. Requires kernels_simd_has_avx512f().
