@@ -3,8 +3,8 @@
 /// `P = H·W` positions, read in place) and its output gradient, transposed to `[P][F]`, is `B`.
 /// Through OpenBLAS the same sum was one GEMM per block of images copied side by side (a tenth
 /// of the pass copying, another packing). Medians of 5 alternating `prof` runs of 1 s, 2
-/// threads: 8×256×56×56 → 64 3.94 → 3.19–3.40 ms, 8×1024×14×14 → 256 3.43 → 3.16–3.33 ms
-/// (minima).
+/// threads: 8×256×56×56 → 64 3.94 → 3.19–3.40 ms (minima). Only on planes of at least
+/// ``minimumPositions``: see there.
 struct PointwiseWeightGradient {
     let geometry: ConvGeometry
     let filters: Int
@@ -17,11 +17,21 @@ struct PointwiseWeightGradient {
     /// 4.9 → 5.4 ms.
     static let maximumGradientFloats = 1 << 18
 
-    /// Whether this layer's gradient and partial sum are small enough (see ``maximumGradientFloats``).
+    /// Fewest positions (`H·W`) an image needs for the product to beat OpenBLAS's GEMMs over
+    /// the images read in place (which, since their blocks stopped grouping images of 128
+    /// columns or more, run one GEMM per image or band). Call-by-call pairs' median ratios,
+    /// OpenBLAS ÷ product, 2 threads (Nov 27 2026): 56×56 1.24 (8×256 → 64), 1.005 (8×64 → 256);
+    /// 28×28 1.09 (8×512 → 128); but 24×24 0.95 (8×256 → 256), 20×20 0.90 (8×256 → 512),
+    /// 14×14 0.75–0.84 (8×512 → 512, 8×1024 → 256, 8×256 → 1024), 0.97 (8×256 → 256), and 7×7
+    /// 0.99–1.00 (8×512 → 2048, 8×2048 → 512).
+    static let minimumPositions = 28 * 28
+
+    /// Whether this layer's planes are large enough (``minimumPositions``) and its gradient and
+    /// partial sum small enough (see ``maximumGradientFloats``).
     var pays: Bool {
         let (gradient, gradientOverflow) = positions.multipliedReportingOverflow(by: filters)
         let (partial, partialOverflow) = geometry.channels.multipliedReportingOverflow(by: filters)
-        return !gradientOverflow && !partialOverflow
+        return positions >= Self.minimumPositions && !gradientOverflow && !partialOverflow
             && gradient <= Self.maximumGradientFloats && partial <= Self.maximumGradientFloats
     }
 

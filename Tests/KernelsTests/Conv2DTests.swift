@@ -99,10 +99,10 @@ import Testing
 
     /// The pointwise weight gradient by the product kernel on AVX-512 CPUs (``PointwiseWeightGradient``):
     /// one image (channels split across cores), several (per-thread partial sums), filter counts
-    /// that end mid-vector and span several 64-column blocks, and layers too large for it (the
-    /// gradient, then the partial sum).
-    @Test(arguments: [([1, 13, 30, 30], 70), ([6, 9, 20, 20], 5), ([5, 64, 14, 14], 130), ([2, 8, 70, 70], 64),
-                      ([2, 520, 3, 3], 520)])
+    /// that end mid-vector and span several 64-column blocks, and layers it does not take (planes
+    /// under 28×28, a gradient, then a partial sum too large), which still run it here directly.
+    @Test(arguments: [([1, 13, 30, 30], 70), ([3, 16, 28, 28], 20), ([6, 9, 20, 20], 5), ([5, 64, 14, 14], 130),
+                      ([2, 8, 70, 70], 64), ([2, 520, 3, 3], 520)])
     func pointwiseWeightGradientMatchesTheReference(input: [Int], filters: Int) throws {
         var generator = SeededGenerator(seed: 25)
         let conv = Conv2D()
@@ -111,11 +111,22 @@ import Testing
         let engine = try conv.makeEngine(input: input, weight: weightShape)
         let fits = input[2] * input[3] * filters <= PointwiseWeightGradient.maximumGradientFloats
             && input[1] * filters <= PointwiseWeightGradient.maximumGradientFloats
+            && input[2] * input[3] >= PointwiseWeightGradient.minimumPositions
         #expect((engine.pointwiseWeightGradient != nil) == (ProductKernel.preferred != nil && fits))
         let dy = Tensor.random([input[0], filters, input[2], input[3]], using: &generator)
         let dw = try conv.weightGradient(dy, input: x, weightShape: weightShape)
-        #expect(relativeError(dw.scalars, Reference.conv2dWeightGradient(dy, x, weightShape: weightShape, .init())) <= Self.tolerance)
+        let expected = Reference.conv2dWeightGradient(dy, x, weightShape: weightShape, .init())
+        #expect(relativeError(dw.scalars, expected) <= Self.tolerance)
         #expect(try conv.weightGradient(dy, input: x, weightShape: weightShape).scalars == dw.scalars)
+        // The product path itself, whether or not the engine takes it for this layer.
+        guard let product = ProductKernel.preferred else { return }
+        let pointwise = PointwiseWeightGradient(geometry: engine.geometry, filters: filters, product: product)
+        var direct = [Float](repeating: .nan, count: dw.scalars.count)
+        var workspace = [Float](repeating: .nan, count: pointwise.workspaceCount)
+        x.withPointer { x in
+            dy.withPointer { dy in pointwise.run(input: x, outputGradient: dy, weightGradient: &direct, workspace: &workspace) }
+        }
+        #expect(relativeError(direct, expected) <= Self.tolerance)
     }
 
     /// A weight gradient through GEMM whose images are too small (7×7 outputs) for each thread
