@@ -64,32 +64,43 @@ TARGET static inline void rowTransform(const float *row, long start, long width,
     out[3] = _mm512_sub_ps(d1, d3);
 }
 
+/// Row `y` of a `height × width` plane, or NULL above or below it (the padding).
+static inline const float *planeRow(const float *plane, long height, long width, long y) {
+    return y >= 0 && y < height ? plane + y * width : 0;
+}
+
+/// By columns of 16 tiles, down the tile-rows: consecutive tile-rows share two input rows, so
+/// each row is loaded and transformed once and the bottom two of one tile-row are the top two
+/// of the next, kept in registers. Tile-row by tile-row, every row was loaded and transformed
+/// twice, and the pass waited on those loads: call-by-call pairs' median ratios, this order ÷
+/// that one, resnet-c2 forward 0.904, backward-data 0.895, weight gradient 0.941; cifar-64
+/// forward 0.904, weight gradient 0.934; 8×256×14×14 → 256 0.927 / 0.939; 8×512×7×7 → 512
+/// 0.947 / 0.941.
 TARGET void kernels_winograd_input_transform_avx512(const float *plane, long height, long width,
                                                     long paddingTop, long paddingLeft,
                                                     long firstTileRow, long tileRows, long tilesWide,
                                                     float *transformed, long planeStride) {
-    for (long tileRow = 0; tileRow < tileRows; tileRow++) {
-        const float *rows[4];
-        for (int k = 0; k < 4; k++) {
-            const long y = 2 * (firstTileRow + tileRow) - paddingTop + k;
-            rows[k] = y >= 0 && y < height ? plane + y * width : 0;
-        }
-        float *destination = transformed + tileRow * tilesWide;
-        for (long tile = 0; tile < tilesWide; tile += LANES) {
-            const __mmask16 store = leadingLanes(tilesWide - tile);
-            const long start = 2 * tile - paddingLeft;
-            __m512 a[4], b[4], c[4], d[4];
-            rowTransform(rows[0], start, width, a);
-            rowTransform(rows[1], start, width, b);
-            rowTransform(rows[2], start, width, c);
-            rowTransform(rows[3], start, width, d);
-            float *base = destination + tile;
+    for (long tile = 0; tile < tilesWide; tile += LANES) {
+        const __mmask16 store = leadingLanes(tilesWide - tile);
+        const long start = 2 * tile - paddingLeft;
+        const long top = 2 * firstTileRow - paddingTop;
+        __m512 a[4], b[4], c[4], d[4];
+        rowTransform(planeRow(plane, height, width, top), start, width, a);
+        rowTransform(planeRow(plane, height, width, top + 1), start, width, b);
+        float *base = transformed + tile;
+        for (long tileRow = 0; tileRow < tileRows; tileRow++) {
+            const long y = top + 2 * tileRow + 2;
+            rowTransform(planeRow(plane, height, width, y), start, width, c);
+            rowTransform(planeRow(plane, height, width, y + 1), start, width, d);
             for (int i = 0; i < 4; i++) {
                 _mm512_mask_storeu_ps(base + i * planeStride, store, _mm512_sub_ps(a[i], c[i]));
                 _mm512_mask_storeu_ps(base + (4 + i) * planeStride, store, _mm512_add_ps(b[i], c[i]));
                 _mm512_mask_storeu_ps(base + (8 + i) * planeStride, store, _mm512_sub_ps(c[i], b[i]));
                 _mm512_mask_storeu_ps(base + (12 + i) * planeStride, store, _mm512_sub_ps(b[i], d[i]));
+                a[i] = c[i];
+                b[i] = d[i];
             }
+            base += tilesWide;
         }
     }
 }
