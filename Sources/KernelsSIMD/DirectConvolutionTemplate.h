@@ -337,8 +337,12 @@ TARGET void NAME(kernels_product)(const float *b, const long *rowOffsets, long k
 }
 
 /// Output-gradient floats per filter swept before each flush to the weight gradient: a band of
-/// whole rows this long keeps its 6 filters' rows (12 KiB) in L1 while every group of taps sweeps them.
-#define WEIGHT_GRADIENT_BAND_FLOATS 512
+/// whole rows this long keeps its 6 filters' rows (24 KiB) in L1 while every group of taps sweeps
+/// them. Each flush reduces 24 vectors to sums, so bands should be long: at 512 floats a 24×24
+/// plane (dlfs-simpleconv) took a band of 21 rows and one of 3, and call-by-call pairs put 1024
+/// ahead at 0.913–0.915 there (1×28×28 → 32: 0.942, 3×32×32: 0.96–0.975, the 7×7 stem's 112-wide
+/// rows: 1.00; 2048 no better).
+#define WEIGHT_GRADIENT_BAND_FLOATS 1024
 
 #define WG_DECLARE(F) VEC g##F##0 = V_ZERO(), g##F##1 = V_ZERO(), g##F##2 = V_ZERO(), g##F##3 = V_ZERO();
 /// One vector of LANES output positions: filter F's gradient times the WG_TAPS taps' inputs.
