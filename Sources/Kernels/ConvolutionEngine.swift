@@ -71,15 +71,17 @@ struct ConvolutionEngine {
 
     /// Layers larger than 1×1 with a kernel row of 64+ floats (`KW·C`) that Winograd does not
     /// take, on AVX-512 CPUs: the weight gradient by the product kernel over a channel-last copy
-    /// (see ``ChannelLastWeightGradient``). A strided layer whose weight gradient the products
-    /// over a phase-split copy take (a partial sum within 512 KiB) stays there: call-by-call
-    /// pairs put the channel-last products ahead on resnet-c3s2 (0.95), but in `make
-    /// bench-peers` its backward-weight row read 6.1–10.1 ms in five runs against 6.05–6.57 in
-    /// five on the phase-split products.
+    /// (see ``ChannelLastWeightGradient``), strided layers included. Those whose weight gradient
+    /// the products over a phase-split copy can also take (``ImplicitConvolution/weightGradientPays``)
+    /// ran there until Nov 27 2026, on `make bench-peers` figures taken one side after the other
+    /// (resnet-c3s2's backward-weight 6.1–10.1 ms in five runs against 6.05–6.57); call-by-call
+    /// pairs (channel-last ÷ phase-split: resnet-c3s2 0.900, its forward+backward 0.959;
+    /// 16×32×32×32 → 64 s2 0.846; 4×64×112×112 → 64 s2 0.985) and three pairs of `make
+    /// bench-peers` runs in rounds (resnet-c3s2 backward-weight 1.04–1.08× PyTorch against
+    /// 0.93–1.03×) put the channel-last products ahead.
     var channelLastWeightGradient: ChannelLastWeightGradient? {
         guard backend == .openBLAS, !usesWinograd, let product = ProductKernel.preferred,
               ChannelLastWeightGradient.applies(to: geometry, filters: filters) else { return nil }
-        if geometry.stride != 1, let implicit = forwardImplicit, implicit.weightGradientPays { return nil }
         return ChannelLastWeightGradient(geometry: geometry, filters: filters, product: product)
     }
 
