@@ -37,9 +37,9 @@ struct ChannelLastWeightGradient {
     /// ``ChannelLastConvolution/largeWeightFloats``: against the products over a phase-split copy
     /// or im2col, call-by-call pairs' median ratio 0.95 on resnet-c3s2, 0.94 on 8×128×28×28 → 256,
     /// 0.85 on 16×64×32×32 → 128, 0.81 on 8×64×56×56 → 128 5×5, 0.82 on 16×32×32×32 → 64, but
-    /// 1.15–1.36 on 8×256×14×14 (and 28×28) → 512 (4.7 MB of partial sum per thread). (The
-    /// engine keeps strided layers whose partial sum the phase-split products take on those:
-    /// ``ConvolutionEngine/channelLastWeightGradient``.)
+    /// 1.15–1.36 on 8×256×14×14 (and 28×28) → 512 (4.7 MB of partial sum per thread). (Until
+    /// Nov 27 2026 the engine kept strided layers that the phase-split products also take on
+    /// those: see ``ConvolutionEngine/channelLastWeightGradient``.)
     static func applies(to g: ConvGeometry, filters: Int) -> Bool {
         g.kernel.height * g.kernel.width > 1 && pieceColumns(g) >= 64
             && (g.dilation == 1 || CheckedArithmetic.product(filters, g.columnRows, isAtMost: 1 << 18))
