@@ -63,32 +63,10 @@ import Testing
                 forward.product = product
                 backward.product = product
                 let instructionSet = product?.instructionSet
-                var output = [Float](repeating: .nan, count: expected.values.count)
-                var workspace = [Float](repeating: .nan, count: max(forward.workspaceCount, backward.workspaceCount))
-                x.withPointer { x in
-                    w.withPointer { w in
-                        b.withPointer { b in
-                            forward.run(input: x, output: &output, bias: b, workspace: &workspace, kernel: .forward(w))
-                        }
-                    }
-                }
+                let (output, inputGradient, weightGradient) = Self.runPasses(forward: forward, backward: backward, x: x, w: w, b: b, dy: dy)
                 #expect(relativeError(output, expected.values) <= 2e-4, "forward \(c) \(String(describing: instructionSet))")
-
-                var inputGradient = [Float](repeating: .nan, count: expectedInput.values.count)
-                dy.withPointer { dy in
-                    w.withPointer { w in
-                        backward.run(input: dy, output: &inputGradient, bias: nil, workspace: &workspace, kernel: .backwardData(w))
-                    }
-                }
                 #expect(relativeError(inputGradient, expectedInput.values) <= 2e-4,
                         "backward-data \(c) \(String(describing: instructionSet))")
-
-                var weightGradient = [Float](repeating: .nan, count: w.scalars.count)
-                x.withPointer { x in
-                    dy.withPointer { dy in
-                        forward.weightGradient(input: x, outputGradient: dy, weightGradient: &weightGradient, workspace: &workspace)
-                    }
-                }
                 #expect(relativeError(weightGradient, expectedWeight) <= 2e-4,
                         "backward-weight \(c) \(String(describing: instructionSet))")
             }
@@ -124,21 +102,7 @@ import Testing
                 forward.prefersSwiftTileTransforms = prefersSwift
                 backward.prefersSwiftTileTransforms = prefersSwift
                 #expect(forward.usesVectorTileTransforms == !prefersSwift)
-                var output = [Float](repeating: .nan, count: dy.scalars.count)
-                var inputGradient = [Float](repeating: .nan, count: x.scalars.count)
-                var weightGradient = [Float](repeating: .nan, count: w.scalars.count)
-                var workspace = [Float](repeating: .nan, count: max(forward.workspaceCount, backward.workspaceCount))
-                x.withPointer { x in
-                    w.withPointer { w in
-                        b.withPointer { b in
-                            forward.run(input: x, output: &output, bias: b, workspace: &workspace, kernel: .forward(w))
-                        }
-                        dy.withPointer { dy in
-                            backward.run(input: dy, output: &inputGradient, bias: nil, workspace: &workspace, kernel: .backwardData(w))
-                            forward.weightGradient(input: x, outputGradient: dy, weightGradient: &weightGradient, workspace: &workspace)
-                        }
-                    }
-                }
+                let (output, inputGradient, weightGradient) = Self.runPasses(forward: forward, backward: backward, x: x, w: w, b: b, dy: dy)
                 results.append([output, inputGradient, weightGradient])
             }
             for (pass, name) in ["forward", "backward-data", "backward-weight"].enumerated() {
@@ -147,6 +111,28 @@ import Testing
                 #expect(!results[0][pass].contains { $0.isNaN }, "\(name) \(c)")
             }
         }
+    }
+
+    /// The three passes of one layer through `forward` (forward, weight gradient) and `backward`
+    /// (backward-data), each into a NaN-filled result through one NaN-filled workspace.
+    static func runPasses(forward: WinogradF2x3, backward: WinogradF2x3, x: Tensor, w: Tensor, b: Tensor, dy: Tensor)
+        -> (output: [Float], inputGradient: [Float], weightGradient: [Float]) {
+        var output = [Float](repeating: .nan, count: dy.scalars.count)
+        var inputGradient = [Float](repeating: .nan, count: x.scalars.count)
+        var weightGradient = [Float](repeating: .nan, count: w.scalars.count)
+        var workspace = [Float](repeating: .nan, count: max(forward.workspaceCount, backward.workspaceCount))
+        x.withPointer { x in
+            w.withPointer { w in
+                b.withPointer { b in
+                    forward.run(input: x, output: &output, bias: b, workspace: &workspace, kernel: .forward(w))
+                }
+                dy.withPointer { dy in
+                    backward.run(input: dy, output: &inputGradient, bias: nil, workspace: &workspace, kernel: .backwardData(w))
+                    forward.weightGradient(input: x, outputGradient: dy, weightGradient: &weightGradient, workspace: &workspace)
+                }
+            }
+        }
+        return (output, inputGradient, weightGradient)
     }
 
     @Test func forwardAndGradientsMatchTheDirectReference() throws {
