@@ -513,7 +513,7 @@ struct WinogradF2x3 {
                                          _ scratch: UnsafeMutablePointer<Float>) -> Void) {
         forEachPlane(channels: channels, span: span, scratchCount: scratchCount) { channel, image, tileOffset, scratch in
             for tileRow in span.tileRows {
-                body(channel, image, tileRow, tileOffset + (tileRow - span.tileRows.lowerBound) * tilesWide, scratch)
+                body(channel, image, tileRow, tileOffset + (tileRow - span.tileRows.lowerBound) * tilesWide, scratch!)
             }
         }
     }
@@ -522,14 +522,14 @@ struct WinogradF2x3 {
     /// channel, `tileOffset` being the span's first tile-row's first tile of that image in the
     /// group (its other tile-rows follow, `tilesWide` tiles each). Channels are split across
     /// cores when the span says so (each writes only its own channel's plane), each core with
-    /// `scratchCount` floats of scratch.
+    /// `scratchCount` floats of scratch (none, nil, for 0).
     private func forEachPlane(channels: Int, span: TileSpan, scratchCount: Int,
                               _ body: (_ channel: Int, _ image: Int, _ tileOffset: Int,
-                                       _ scratch: UnsafeMutablePointer<Float>) -> Void) {
+                                       _ scratch: UnsafeMutablePointer<Float>?) -> Void) {
         let work = span.acrossCores ? span.images * span.tileRows.count * tilesWide * 16 : 0
         Parallel.forEach(channels, workPerItem: work) { channelRange in
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, scratchCount))
-            defer { scratch.deallocate() }
+            let scratch = scratchCount > 0 ? UnsafeMutablePointer<Float>.allocate(capacity: scratchCount) : nil
+            defer { scratch?.deallocate() }
             for channel in channelRange {
                 for image in 0..<span.images {
                     body(channel, image, image * span.tileRows.count * tilesWide, scratch)
