@@ -153,13 +153,9 @@ TARGET INLINE void NAME(block)(long vectors, const float *input, const long *tap
 #define ROW_PAIR_STORE(F)                                                                                      \
     if (F < filtersHere) {                                                                                     \
         const VEC b = V_SET1(bias ? bias[F] : 0.0f);                                                           \
-        if (rowVectors > 1) {                                                                                           \
-            NAME(storeRow)(out[F], rowVectors, lastCount, V_ADD(a##F##0, b), V_ADD(a##F##1, b), b, b);                  \
-            NAME(storeRow)(out[F] + outputWidth, rowVectors, lastCount, V_ADD(a##F##2, b), V_ADD(a##F##3, b), b, b);    \
-        } else {                                                                                               \
-            NAME(storeRow)(out[F], rowVectors, lastCount, V_ADD(a##F##0, b), b, b, b);                                  \
-            NAME(storeRow)(out[F] + outputWidth, rowVectors, lastCount, V_ADD(a##F##1, b), b, b, b);                    \
-        }                                                                                                      \
+        const VEC second0 = rowVectors > 1 ? a##F##2 : a##F##1;                                                \
+        NAME(storeRow)(out[F], rowVectors, lastCount, V_ADD(a##F##0, b), V_ADD(a##F##1, b), b, b);             \
+        NAME(storeRow)(out[F] + outputWidth, rowVectors, lastCount, V_ADD(second0, b), V_ADD(a##F##3, b), b, b); \
     }
 #define ROW_PAIR_FUNCTION(V, FILTERS)                                                                          \
     TARGET static void NAME(rowPair##V##f##FILTERS)(const float *input, long nextRow, const long *taps,         \
@@ -211,22 +207,7 @@ TARGET void NAME(kernels_direct_convolution)(const float *padded, long rowStride
     const int pairsRows = outputWidth <= widest / 2;
     for (long oh = rowBegin; oh < rowEnd; oh++) {
         const float *row = padded + oh * strideH * rowStride;
-        if (pairsRows && oh + 1 < rowEnd) {
-            const long vectors = (outputWidth + LANES - 1) / LANES;
-            for (long b = 0; b < blocks; b++) {
-                const long first = b * KERNELS_DIRECT_FILTER_BLOCK;
-                const long filtersHere = filters - first < KERNELS_DIRECT_FILTER_BLOCK ? filters - first : KERNELS_DIRECT_FILTER_BLOCK;
-                float *out[KERNELS_DIRECT_FILTER_BLOCK];
-                for (long f = 0; f < KERNELS_DIRECT_FILTER_BLOCK; f++) {
-                    out[f] = output + (first + (f < filtersHere ? f : 0)) * planeSize + oh * outputWidth;
-                }
-                NAME(rowPair)(vectors, row, strideH * rowStride, taps, tapCount,
-                              packedWeights + b * tapCount * KERNELS_DIRECT_FILTER_BLOCK, bias ? bias + first : 0, out,
-                              outputWidth, filtersHere, outputWidth - (vectors - 1) * LANES);
-            }
-            oh++;
-            continue;
-        }
+        const int paired = pairsRows && oh + 1 < rowEnd;
         for (long b = 0; b < blocks; b++) {
             const long first = b * KERNELS_DIRECT_FILTER_BLOCK;
             const long filtersHere = filters - first < KERNELS_DIRECT_FILTER_BLOCK ? filters - first : KERNELS_DIRECT_FILTER_BLOCK;
@@ -235,6 +216,12 @@ TARGET void NAME(kernels_direct_convolution)(const float *padded, long rowStride
             float *out[KERNELS_DIRECT_FILTER_BLOCK];
             for (long f = 0; f < KERNELS_DIRECT_FILTER_BLOCK; f++) {
                 out[f] = output + (first + (f < filtersHere ? f : 0)) * planeSize + oh * outputWidth;
+            }
+            if (paired) {
+                const long vectors = (outputWidth + LANES - 1) / LANES;
+                NAME(rowPair)(vectors, row, strideH * rowStride, taps, tapCount, weights, blockBias, out,
+                              outputWidth, filtersHere, outputWidth - (vectors - 1) * LANES);
+                continue;
             }
             float *at[KERNELS_DIRECT_FILTER_BLOCK];
             for (long ow = 0; ow < outputWidth; ow += widest) {
@@ -245,6 +232,7 @@ TARGET void NAME(kernels_direct_convolution)(const float *padded, long rowStride
                             rest - (vectors - 1) * LANES);
             }
         }
+        oh += paired;
     }
 }
 

@@ -45,6 +45,14 @@ TARGET static inline __m512i oddIndices(void) {
     return _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
 }
 
+/// Columns start + 2t (`even`) and start + 2t + 1 (`odd`) of `row` for t = 0…15, zero outside
+/// `[0, width)`: 32 floats loaded and split by one vpermt2ps each.
+TARGET static inline void evenOddColumns(const float *row, long start, long width, __m512 *even, __m512 *odd) {
+    const __m512 low = loadColumns(row, start, width), high = loadColumns(row, start + LANES, width);
+    *even = _mm512_permutex2var_ps(low, evenIndices(), high);
+    *odd = _mm512_permutex2var_ps(low, oddIndices(), high);
+}
+
 /// `d·B` of 16 tiles of one input row (`row` is NULL above or below the image): tile t covers
 /// columns start + 2t … start + 2t + 3.
 TARGET static inline void rowTransform(const float *row, long start, long width, __m512 out[4]) {
@@ -52,12 +60,9 @@ TARGET static inline void rowTransform(const float *row, long start, long width,
         out[0] = out[1] = out[2] = out[3] = _mm512_setzero_ps();
         return;
     }
-    const __m512 low = loadColumns(row, start, width), high = loadColumns(row, start + LANES, width);
-    const __m512 shiftedLow = loadColumns(row, start + 2, width), shiftedHigh = loadColumns(row, start + 2 + LANES, width);
-    const __m512 d0 = _mm512_permutex2var_ps(low, evenIndices(), high);
-    const __m512 d1 = _mm512_permutex2var_ps(low, oddIndices(), high);
-    const __m512 d2 = _mm512_permutex2var_ps(shiftedLow, evenIndices(), shiftedHigh);
-    const __m512 d3 = _mm512_permutex2var_ps(shiftedLow, oddIndices(), shiftedHigh);
+    __m512 d0, d1, d2, d3;
+    evenOddColumns(row, start, width, &d0, &d1);
+    evenOddColumns(row, start + 2, width, &d2, &d3);
     out[0] = _mm512_sub_ps(d0, d2);
     out[1] = _mm512_add_ps(d1, d2);
     out[2] = _mm512_sub_ps(d2, d1);
@@ -164,9 +169,7 @@ TARGET void kernels_winograd_output_gradient_transform_avx512(const float *plane
                     continue;
                 }
                 const float *row = plane + (outputRow + k) * outputWidth;
-                const __m512 low = loadColumns(row, column, outputWidth), high = loadColumns(row, column + LANES, outputWidth);
-                even[k] = _mm512_permutex2var_ps(low, evenIndices(), high);
-                odd[k] = _mm512_permutex2var_ps(low, oddIndices(), high);
+                evenOddColumns(row, column, outputWidth, &even[k], &odd[k]);
             }
             // A·dY (4×2), then (A·dY)·Aᵀ (4×4), as the Swift code forms them.
             const __m512 t[4][2] = {
