@@ -1,11 +1,11 @@
 import KernelsSIMD
 
 /// The forward pass (and, on rotated kernels, the backward-data pass) of layers larger than 1×1
-/// with many channels, on AVX-512 CPUs, with the filters as the vector dimension: each image is
-/// copied zero-padded and channel-last (`[y][x][c]`), and a micro-kernel keeps 6 output pixels ×
-/// 64 filters in 24 registers, loading 4 weight vectors and broadcasting 6 input values per
-/// input channel of each tap. The result, `[pixel][filter]` for a band of output rows, is
-/// transposed into the NCHW output.
+/// with many channels, with the filters as the vector dimension: each image is copied
+/// zero-padded and channel-last (`[y][x][c]`), and a micro-kernel keeps 6 output pixels × 64
+/// filters in 24 registers on AVX-512 CPUs (6 × 16 in 12 on AVX2 ones), loading 4 (2) weight
+/// vectors and broadcasting 6 input values per input channel of each tap. The result,
+/// `[pixel][filter]` for a band of output rows, is transposed into the NCHW output.
 ///
 /// Why: the product kernel over a phase-split image (``ImplicitConvolution``) vectorizes along
 /// output columns, so at stride 1 each output row carries `KW − 1` columns that are computed and
@@ -30,17 +30,35 @@ import KernelsSIMD
 struct ChannelLastConvolution: Sendable {
     let geometry: ConvGeometry
     let filters: Int
+    /// Which build of the kernel runs (the widest this CPU has, unless a test asks).
+    var instructionSet: DirectConvolution.InstructionSet = .widest
+
+    /// Whether this CPU runs the kernel: AVX2 and FMA at least.
+    static var isSupported: Bool { DirectConvolution.isSupported }
+    /// Filters per packed weight block: the micro-kernel's width (4 vectors of 16, or 2 of 8).
+    var filterBlock: Int { instructionSet == .avx512 ? 64 : 16 }
 
     /// Whether a layer runs here (its forward pass, or as the rotated convolution of a stride-1
-    /// backward-data pass): a kernel larger than 1×1, at least 64 channels and 64 filters (so the
-    /// 64-channel slices and 64-filter blocks are full; with 32 channels or 32 filters it ran no
-    /// faster than the products over a phase-split copy), and a padded copy and a staging row of
-    /// at most ``CheckedArithmetic/maximumImageCopyFloats``.
+    /// backward-data pass): a kernel larger than 1×1 (5×5 or larger on AVX2 CPUs, see
+    /// ``minimumTaps``), at least 64 channels and 64 filters (so the 64-channel slices and
+    /// 64-filter blocks are full; with 32 channels or 32 filters it ran no faster than the
+    /// products over a phase-split copy, and on AVX2 no faster than im2col + OpenBLAS:
+    /// 8×32×56×56 → 96 5×5 forward 0.918 of its time), and a padded copy and a staging row of at
+    /// most ``CheckedArithmetic/maximumImageCopyFloats``.
     static func applies(to g: ConvGeometry, filters: Int) -> Bool {
-        g.kernel.height * g.kernel.width > 1 && g.channels >= 64 && filters >= 64
+        g.kernel.height * g.kernel.width >= minimumTaps && g.channels >= 64 && filters >= 64
             && g.channelLastCopyFits
             && CheckedArithmetic.product(g.outputWidth, filters + 15, isAtMost: CheckedArithmetic.maximumImageCopyFloats)
     }
+
+    /// Fewest taps (`KH·KW`) of a layer run here: any kernel larger than 1×1 on AVX-512 CPUs; on
+    /// AVX2 ones (blocks of 16 filters, so each input is loaded 4× as often per multiply-add)
+    /// 5×5 and larger, where im2col writes the image 25+ times over. On a 2-core AMD EPYC (Zen
+    /// 3), call-by-call pairs' median ratios of im2col + OpenBLAS to this kernel: 8×64×28×28 → 64
+    /// 7×7 forward 1.34, backward-data 1.47; 8×64×32×32 → 128 5×5 1.17, 1.09; 8×96×27×27 → 256
+    /// 5×5 1.01, 0.99; but 3×3 kernels lost: resnet-c3s2 forward 0.89, 8×256×28×28 → 256
+    /// dilation 2 0.975, backward-data 0.955.
+    static var minimumTaps: Int { DirectConvolution.InstructionSet.widest == .avx512 ? 2 : 25 }
 
     /// Filters rounded up to whole vectors of 16: the packed weight's and the staging's width.
     var filtersPadded: Int { (filters + 15) / 16 * 16 }
@@ -168,10 +186,11 @@ struct ChannelLastConvolution: Sendable {
             // `rows` output rows into `staging`, from the copies at `copy` (`copyCount` floats
             // apart), each giving `rowsPerImage` of them.
             func convolve(copy: UnsafePointer<Float>, rows: Int, rowsPerImage: Int, staging: UnsafeMutablePointer<Float>) {
-                kernels_channel_last_rows_avx512(copy, rowStep, rows, rowsPerImage, copyCount, channels,
-                                                 g.stride.width * channels, tapOffsets.baseAddress, taps,
-                                                 packed, filtersPadded, bias == nil ? nil : packedBias,
-                                                 g.outputWidth, staging, prefetchesInputs)
+                Self.rows(instructionSet, image: copy, rowStep: rowStep, rows: rows, rowsPerImage: rowsPerImage,
+                          imageStep: copyCount, channels: channels, pixelStep: g.stride.width * channels,
+                          tapOffsets: tapOffsets, weight: packed, filtersPadded: filtersPadded,
+                          bias: bias == nil ? nil : packedBias, outputWidth: g.outputWidth, out: staging,
+                          prefetchInputs: prefetchesInputs)
             }
             func transposeOut(rows: Int, from staging: UnsafePointer<Float>, to output: UnsafeMutablePointer<Float>) {
                 VectorOperations.transpose(rows: rows * g.outputWidth, columns: filters, from: staging, sourceStride: filtersPadded,
@@ -230,10 +249,10 @@ struct ChannelLastConvolution: Sendable {
         }
     }
 
-    /// `weight[f][c][kh][kw]` into blocks of 64 filters, each `[kh·KW + kw][c][its filters]`,
-    /// filters past `F` zero: per block, one transpose of its filters × `C·KH·KW` whose rows land
-    /// tap-major (`kernels_pack_taps_avx512`), split across cores by block and by runs of 512
-    /// columns. On one thread (the 4.7 MB weight of 8×256×14×14 → 512 3×3 stride 2), the other
+    /// `weight[f][c][kh][kw]` into blocks of ``filterBlock`` filters, each `[kh·KW + kw][c][its
+    /// filters]`, filters past `F` zero: per block, one transpose of its filters × `C·KH·KW`
+    /// whose rows land tap-major (`kernels_pack_taps_avx512` / `_avx2`), split across cores by
+    /// block and by runs of 512 columns. On one thread (the 4.7 MB weight of 8×256×14×14 → 512 3×3 stride 2), the other
     /// core waited; call-by-call pairs' median ratio of the split pack's forward pass to it
     /// 0.94, and of this transpose to one per block and channel 0.975.
     private func pack(_ weight: UnsafePointer<Float>, into packed: UnsafeMutablePointer<Float>) {
@@ -241,19 +260,32 @@ struct ChannelLastConvolution: Sendable {
         if filters < filtersPadded { packed.update(repeating: 0, count: packedWeightCount) }
         let columns = channels * taps
         let runs = (columns + Self.packColumnRun - 1) / Self.packColumnRun
-        let blocks = (filters + 63) / 64
-        Parallel.forEach(blocks * runs, workPerItem: 64 * Self.packColumnRun) { items in
+        let filterBlock = filterBlock
+        let packTaps = instructionSet == .avx512 ? kernels_pack_taps_avx512 : kernels_pack_taps_avx2
+        let blocks = (filters + filterBlock - 1) / filterBlock
+        Parallel.forEach(blocks * runs, workPerItem: filterBlock * Self.packColumnRun) { items in
             for item in items {
                 let (block, run) = item.quotientAndRemainder(dividingBy: runs)
-                let first = block * 64
-                kernels_pack_taps_avx512(weight + first * columns, min(64, filters - first), columns, channels, taps,
-                                         run * Self.packColumnRun, min(columns, (run + 1) * Self.packColumnRun),
-                                         packed + first * columns, min(64, filtersPadded - first))
+                let first = block * filterBlock
+                packTaps(weight + first * columns, min(filterBlock, filters - first), columns, channels, taps,
+                         run * Self.packColumnRun, min(columns, (run + 1) * Self.packColumnRun),
+                         packed + first * columns, min(filterBlock, filtersPadded - first))
             }
         }
     }
     /// Columns of the weight one item of ``pack(_:into:)`` transposes.
     private static let packColumnRun = 512
+
+    /// `kernels_channel_last_rows_avx512` or `_avx2` (see KernelsSIMD.h), whose packed weight
+    /// is in blocks of 64 or 16 filters (``filterBlock``).
+    static func rows(_ instructionSet: DirectConvolution.InstructionSet, image: UnsafePointer<Float>, rowStep: Int, rows: Int,
+                     rowsPerImage: Int, imageStep: Int, channels: Int, pixelStep: Int, tapOffsets: UnsafeBufferPointer<Int>,
+                     weight: UnsafePointer<Float>, filtersPadded: Int, bias: UnsafePointer<Float>?, outputWidth: Int,
+                     out: UnsafeMutablePointer<Float>, prefetchInputs: Bool) {
+        let kernel = instructionSet == .avx512 ? kernels_channel_last_rows_avx512 : kernels_channel_last_rows_avx2
+        kernel(image, rowStep, rows, rowsPerImage, imageStep, channels, pixelStep, tapOffsets.baseAddress, tapOffsets.count,
+               weight, filtersPadded, bias, outputWidth, out, prefetchInputs)
+    }
 }
 
 extension ChannelLastConvolution: ForwardConvolution {}

@@ -12,9 +12,9 @@
 ///   convolution (``DirectConvolution``) for the forward pass and the weight gradient, and for
 ///   the backward-data pass of stride-1 layers where the rotated kernel qualifies too.
 /// - the forward and backward-data passes of other stride-1 layers with 64+ channels and 64+
-///   filters on AVX-512 CPUs: a convolution with the filters as the vector dimension over a
-///   channel-last copy (``ChannelLastConvolution``; backward-data on the rotated kernels). The
-///   same for the forward pass of such strided layers.
+///   filters (on AVX2-only CPUs, 5×5 kernels and larger): a convolution with the filters as the
+///   vector dimension over a channel-last copy (``ChannelLastConvolution``; backward-data on the
+///   rotated kernels). The same for the forward pass of such strided layers.
 /// - the weight gradient of other layers with kernel rows of 64+ floats (`KW·C`, or `C` per
 ///   tap when dilated) on AVX-512 CPUs (strided ones with a partial sum of 512 KiB to 2 MiB):
 ///   products over a channel-last copy (``ChannelLastWeightGradient``).
@@ -124,11 +124,12 @@ struct ConvolutionEngine {
         return DirectConvolution(geometry: rotated, filters: geometry.channels)
     }
 
-    /// Layers with 64+ channels and filters on AVX-512 CPUs that neither Winograd nor the direct
-    /// kernel takes: the forward pass with the filters as the vector dimension (see
-    /// ``ChannelLastConvolution``), ahead of the products over a phase-split copy and of im2col.
+    /// Layers with 64+ channels and filters (5×5+ kernels on AVX2-only CPUs) that neither
+    /// Winograd nor the direct kernel takes: the forward pass with the filters as the vector
+    /// dimension (see ``ChannelLastConvolution``), ahead of the products over a phase-split copy
+    /// and of im2col.
     var forwardChannelLast: ChannelLastConvolution? {
-        guard backend == .openBLAS, ProductKernel.preferred != nil, !usesWinograd, forwardDirect == nil,
+        guard backend == .openBLAS, ChannelLastConvolution.isSupported, !usesWinograd, forwardDirect == nil,
               ChannelLastConvolution.applies(to: geometry, filters: filters) else { return nil }
         return ChannelLastConvolution(geometry: geometry, filters: filters)
     }
@@ -136,7 +137,7 @@ struct ConvolutionEngine {
     /// The same for the backward-data pass of such layers (``rotatedGeometry``: the output
     /// gradient's `F` channels in, the image's `C` out).
     var backwardDataChannelLast: ChannelLastConvolution? {
-        guard backend == .openBLAS, ProductKernel.preferred != nil, backwardDataDirect == nil, let rotated = rotatedGeometry,
+        guard backend == .openBLAS, ChannelLastConvolution.isSupported, backwardDataDirect == nil, let rotated = rotatedGeometry,
               ChannelLastConvolution.applies(to: rotated, filters: geometry.channels) else { return nil }
         return ChannelLastConvolution(geometry: rotated, filters: geometry.channels)
     }

@@ -158,9 +158,11 @@ struct PhaseBackwardData: Sendable {
                 tapOffsets[index].withUnsafeBufferPointer { offsets in
                     for first in stride(from: 0, to: phase.rows, by: bandRows) {
                         let rows = min(bandRows, phase.rows - first)
-                        kernels_channel_last_rows_avx512(copy + origin + first * paddedWidth * filters, paddedWidth * filters, rows,
-                                                         rows, 0, filters, filters, offsets.baseAddress, phase.taps.count,
-                                                         packedWeights[index], channelsPadded, nil, phase.columns, staging, false)
+                        ChannelLastConvolution.rows(.avx512, image: copy + origin + first * paddedWidth * filters,
+                                                    rowStep: paddedWidth * filters, rows: rows, rowsPerImage: rows, imageStep: 0,
+                                                    channels: filters, pixelStep: filters, tapOffsets: offsets,
+                                                    weight: packedWeights[index], filtersPadded: channelsPadded, bias: nil,
+                                                    outputWidth: phase.columns, out: staging, prefetchInputs: false)
                         VectorOperations.transpose(rows: rows * phase.columns, columns: g.channels, from: staging,
                                                    sourceStride: channelsPadded, to: phasePlanes + first * phase.columns,
                                                    destinationStride: planeSize)

@@ -5,12 +5,16 @@ import KernelsSIMD
 /// decides about pointer aliasing.
 enum VectorOperations {
     /// `destination[j·destinationStride + i] = source[i·sourceStride + j]` for the
-    /// `rows × columns` matrix at `source`: by 16 × 16 tiles in AVX-512 registers where the CPU
-    /// has them, else element by element.
+    /// `rows × columns` matrix at `source`: by 16 × 16 tiles in AVX-512 registers or 8 × 8 in
+    /// AVX2 ones where the CPU has them, else element by element.
     static func transpose(rows: Int, columns: Int, from source: UnsafePointer<Float>, sourceStride: Int,
                           to destination: UnsafeMutablePointer<Float>, destinationStride: Int) {
         if DirectConvolution.InstructionSet.avx512.isSupported {
             kernels_transpose_avx512(source, rows, columns, sourceStride, destination, destinationStride)
+            return
+        }
+        if DirectConvolution.InstructionSet.avx2.isSupported {
+            kernels_transpose_avx2(source, rows, columns, sourceStride, destination, destinationStride)
             return
         }
         for row in 0..<rows {

@@ -4,10 +4,64 @@
 
 #include <immintrin.h>
 
-// A matrix transpose by 16 × 16 tiles held in registers: the strided layer's weight gradient
-// needs each image's output gradient with the filters contiguous (`[position][filter]`), and a
-// scalar transpose of its ~100 000 floats per image, reading across 128 planes, cost about as
-// much as a tenth of the products it feeds.
+// A matrix transpose by tiles held in registers (16 × 16 with AVX-512, 8 × 8 with AVX2): the
+// strided layer's weight gradient needs each image's output gradient with the filters contiguous
+// (`[position][filter]`), and a scalar transpose of its ~100 000 floats per image, reading across
+// 128 planes, cost about as much as a tenth of the products it feeds; the channel-last
+// convolution transposes each image in and its output out.
+
+// ---- AVX2 + FMA: 8 × 8 tiles in YMM registers.
+
+#define TARGET __attribute__((target("avx2,fma")))
+
+/// The mask that keeps the first `count` (0...8) lanes.
+TARGET static inline __m256i lanesAVX2(long count) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/// Transposes the 8 × 8 tile in `v` in place: pairs of rows interleave (unpack), then
+/// quadruples (shuffle), then the two 128-bit halves trade places.
+TARGET static inline void transpose8(__m256 v[8]) {
+    __m256 t[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(v[i], v[i + 1]);      // per half: a0 b0 a1 b1
+        t[i + 1] = _mm256_unpackhi_ps(v[i], v[i + 1]);  // per half: a2 b2 a3 b3
+    }
+    for (int i = 0; i < 8; i += 4) {
+        v[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);      // a0 b0 c0 d0 | a4 b4 c4 d4
+        v[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);  // a1 b1 c1 d1 | a5 b5 c5 d5
+        v[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        v[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int r = 0; r < 4; r++) {
+        t[r] = _mm256_permute2f128_ps(v[r], v[4 + r], 0x20);      // column r
+        t[4 + r] = _mm256_permute2f128_ps(v[r], v[4 + r], 0x31);  // column 4 + r
+    }
+    for (int r = 0; r < 8; r++) v[r] = t[r];
+}
+
+#define NAME(x) x##_avx2
+#define VEC __m256
+#define TILE 8
+#define MASK __m256i
+#define V_MASK(count) lanesAVX2(count)
+#define V_MASKLOAD(p, m) _mm256_maskload_ps(p, m)
+#define V_MASKSTORE(p, m, v) _mm256_maskstore_ps(p, m, v)
+#define V_ZERO() _mm256_setzero_ps()
+#define TRANSPOSE_TILE(v) transpose8(v)
+#include "TransposeTemplate.h"
+#undef TARGET
+#undef NAME
+#undef VEC
+#undef TILE
+#undef MASK
+#undef V_MASK
+#undef V_MASKLOAD
+#undef V_MASKSTORE
+#undef V_ZERO
+#undef TRANSPOSE_TILE
+
+// ---- AVX-512 (F): 16 × 16 tiles in ZMM registers.
 
 #define TARGET __attribute__((target("avx512f,avx2,fma")))
 
@@ -40,85 +94,33 @@ TARGET static inline void transpose16(__m512 v[16]) {
     }
 }
 
-/// Loads the 16 × 16 tile at (`row`, `column`) of `source` and transposes it in `v`: its first
-/// `rowsHere` rows, the columns in `columnMask`; everything else is zero and nothing past the
-/// matrix is read.
-TARGET static inline void loadTransposed(const float *source, long sourceStride, long row, long column, long rowsHere,
-                                         __mmask16 columnMask, __m512 v[16]) {
-    for (int i = 0; i < 16; i++) {
-        v[i] = i < rowsHere ? _mm512_maskz_loadu_ps(columnMask, source + (row + i) * sourceStride + column)
-                            : _mm512_setzero_ps();
-    }
-    transpose16(v);
-}
-
-/// Transposes the tile at (`row`, `column`) of `source` into `destination`.
-TARGET static inline void transposeTile(const float *source, long rows, long columns, long sourceStride,
-                                        float *destination, long destinationStride, long row, long column) {
-    const long rowsHere = rows - row < 16 ? rows - row : 16;
-    const __mmask16 rowMask = (__mmask16)((1u << rowsHere) - 1u);
-    const long columnsHere = columns - column < 16 ? columns - column : 16;
-    const __mmask16 columnMask = (__mmask16)((1u << columnsHere) - 1u);
-    // Rows and columns past the matrix are neither read nor written.
-    __m512 v[16];
-    loadTransposed(source, sourceStride, row, column, rowsHere, columnMask, v);
-    for (int j = 0; j < 16; j++) {
-        if (j < columnsHere) _mm512_mask_storeu_ps(destination + (column + j) * destinationStride + row, rowMask, v[j]);
-    }
-}
-
-/// Tiles run down each band of 16 source columns before the next band, so the destination's
-/// rows are written 16 at a time from start to end rather than 16 floats into every one of them
-/// in turn: the channel-last convolution's output (`[pixel][filter]` into 128 planes for
-/// resnet-c3s2) went faster, call-by-call pairs' median 0.974 of the row-by-row order, and
-/// the other transposes measured the same either way (0.99–1.01).
-TARGET void kernels_transpose_avx512(const float *source, long rows, long columns, long sourceStride,
-                                     float *destination, long destinationStride) {
-    for (long column = 0; column < columns; column += 16) {
-        for (long row = 0; row < rows; row += 16) {
-            transposeTile(source, rows, columns, sourceStride, destination, destinationStride, row, column);
-        }
-    }
-}
-
-/// The channel-last kernel's weight layout from the `[filter][channel][tap]` weight: one
-/// transpose whose destination rows are permuted (source column `c·taps + t` to row
-/// `t·channels + c`), 16 filters at a time across the columns. Per channel, a `rows × taps`
-/// transpose (64 × 9) loaded 9 floats from each of 64 rows 9 KB apart (which share four L1
-/// sets) and wrote 9 rows 64 KB apart: one thread's pack of the 4.7 MB weight of 8×256×14×14 →
-/// 512 3×3 stride 2 took 11% of its forward pass in `perf`, this one 8%.
-TARGET void kernels_pack_taps_avx512(const float *source, long rows, long sourceStride, long channels, long taps,
-                                     long columnBegin, long columnEnd, float *destination, long width) {
-    for (long row = 0; row < rows; row += 16) {
-        const long rowsHere = rows - row < 16 ? rows - row : 16;
-        const __mmask16 rowMask = (__mmask16)((1u << rowsHere) - 1u);
-        long c = columnBegin / taps, t = columnBegin % taps;
-        for (long column = columnBegin; column < columnEnd; column += 16) {
-            const long columnsHere = columnEnd - column < 16 ? columnEnd - column : 16;
-            const __mmask16 columnMask = (__mmask16)((1u << columnsHere) - 1u);
-            __m512 v[16];
-            loadTransposed(source, sourceStride, row, column, rowsHere, columnMask, v);
-            for (long j = 0; j < columnsHere; j++) {
-                _mm512_mask_storeu_ps(destination + (t * channels + c) * width + row, rowMask, v[j]);
-                if (++t == taps) { t = 0; c++; }
-            }
-        }
-    }
-}
+#define NAME(x) x##_avx512
+#define VEC __m512
+#define TILE 16
+#define MASK __mmask16
+#define V_MASK(count) ((__mmask16)((1u << (count)) - 1u))
+#define V_MASKLOAD(p, m) _mm512_maskz_loadu_ps(m, p)
+#define V_MASKSTORE(p, m, v) _mm512_mask_storeu_ps(p, m, v)
+#define V_ZERO() _mm512_setzero_ps()
+#define TRANSPOSE_TILE(v) transpose16(v)
+#include "TransposeTemplate.h"
 
 #else
 
-// Never called: the Swift side checks kernels_simd_has_avx512f() first.
-void kernels_transpose_avx512(const float *source, long rows, long columns, long sourceStride,
-                              float *destination, long destinationStride) {
-    (void)source; (void)rows; (void)columns; (void)sourceStride; (void)destination; (void)destinationStride;
-}
-
-// Never called, as above.
-void kernels_pack_taps_avx512(const float *source, long rows, long sourceStride, long channels, long taps,
-                              long columnBegin, long columnEnd, float *destination, long width) {
-    (void)source; (void)rows; (void)sourceStride; (void)channels; (void)taps; (void)columnBegin; (void)columnEnd;
-    (void)destination; (void)width;
-}
+// Never called: the Swift side checks kernels_simd_has_avx2_fma() (and _avx512f()) first.
+#define TRANSPOSE_STUBS(SUFFIX)                                                                             \
+    void kernels_transpose_##SUFFIX(const float *source, long rows, long columns, long sourceStride,        \
+                                    float *destination, long destinationStride) {                           \
+        (void)source; (void)rows; (void)columns; (void)sourceStride; (void)destination;                     \
+        (void)destinationStride;                                                                            \
+    }                                                                                                       \
+    void kernels_pack_taps_##SUFFIX(const float *source, long rows, long sourceStride, long channels,       \
+                                    long taps, long columnBegin, long columnEnd, float *destination,        \
+                                    long width) {                                                           \
+        (void)source; (void)rows; (void)sourceStride; (void)channels; (void)taps; (void)columnBegin;        \
+        (void)columnEnd; (void)destination; (void)width;                                                    \
+    }
+TRANSPOSE_STUBS(avx2)
+TRANSPOSE_STUBS(avx512)
 
 #endif

@@ -4,7 +4,8 @@ import Testing
 /// The channel-last forward pass against the float64 reference, run directly: filters not a
 /// multiple of 16 (a partial vector) or of 64 (a narrower last block), output rows not a multiple
 /// of 6 pixels, stride 2, dilation, rectangular kernels and padding, one image (its bands split
-/// across cores) and several (images split, or grouped into bands), with and without a bias.
+/// across cores) and several (images split, or grouped into bands), with and without a bias;
+/// by every build of the kernel this CPU runs (AVX2, and AVX-512 where it has it).
 @Suite struct ChannelLastConvolutionTests {
     typealias Case = (input: [Int], filters: Int, kernel: Size2D, stride: Size2D, padding: Size2D, dilation: Size2D)
 
@@ -20,13 +21,13 @@ import Testing
         ([2, 64, 30, 130], 64, 3, 2, 1, 1),                                       // band copies at stride 2, 3 bands
     ]
 
-    @Test func forwardMatchesTheReference() throws {
-        guard ProductKernel.preferred != nil else { return }
+    @Test(arguments: DirectConvolution.InstructionSet.allCases.filter(\.isSupported))
+    func forwardMatchesTheReference(instructionSet: DirectConvolution.InstructionSet) throws {
         var generator = SeededGenerator(seed: 131)
         for c in Self.cases {
             let g = try ConvGeometry(batch: c.input[0], channels: c.input[1], height: c.input[2], width: c.input[3],
                                      kernel: c.kernel, stride: c.stride, padding: c.padding, dilation: c.dilation)
-            let convolution = ChannelLastConvolution(geometry: g, filters: c.filters)
+            let convolution = ChannelLastConvolution(geometry: g, filters: c.filters, instructionSet: instructionSet)
             let x = Tensor.random(c.input, using: &generator)
             let w = Tensor.random([c.filters, c.input[1], c.kernel.height, c.kernel.width], using: &generator)
             let b = Tensor.random([c.filters], using: &generator)
@@ -46,7 +47,8 @@ import Testing
                         }
                     }
                 }
-                #expect(relativeError(output, withBias ? withBiasAdded : withoutBias) <= 2e-4, "\(c) bias \(withBias)")
+                #expect(relativeError(output, withBias ? withBiasAdded : withoutBias) <= 2e-4,
+                        "\(c) bias \(withBias) \(instructionSet)")
             }
         }
     }
@@ -65,8 +67,10 @@ import Testing
             let conv = Conv2D(stride: c.stride, padding: c.padding, dilation: c.dilation)
             let weightShape = [c.filters, c.input[1], c.kernel.height, c.kernel.width]
             let engine = try conv.makeEngine(input: c.input, weight: weightShape)
-            #expect((engine.forwardChannelLast != nil) == (ProductKernel.preferred != nil), "\(c)")
-            #expect((engine.backwardDataChannelLast != nil) == (ProductKernel.preferred != nil), "\(c)")
+            let runsHere = ChannelLastConvolution.isSupported
+                && c.kernel.height * c.kernel.width >= ChannelLastConvolution.minimumTaps
+            #expect((engine.forwardChannelLast != nil) == runsHere, "\(c)")
+            #expect((engine.backwardDataChannelLast != nil) == runsHere, "\(c)")
             let params = Reference.Params(stride: c.stride, padding: c.padding, dilation: c.dilation)
             let x = Tensor.random(c.input, using: &generator)
             let w = Tensor.random(weightShape, using: &generator)
@@ -143,7 +147,9 @@ import Testing
             let conv = Conv2D(stride: c.stride, padding: c.padding, dilation: c.dilation)
             let weightShape = [c.filters, c.input[1], c.kernel.height, c.kernel.width]
             let engine = try conv.makeEngine(input: c.input, weight: weightShape)
-            #expect((engine.forwardChannelLast != nil) == (runsHere && ProductKernel.preferred != nil), "\(c)")
+            #expect((engine.forwardChannelLast != nil)
+                        == (runsHere && ChannelLastConvolution.isSupported
+                            && c.kernel.height * c.kernel.width >= ChannelLastConvolution.minimumTaps), "\(c)")
             let x = Tensor.random(c.input, using: &generator)
             let w = Tensor.random(weightShape, using: &generator)
             let b = Tensor.random([c.filters], using: &generator)

@@ -145,9 +145,16 @@ void kernels_product_transposed_avx512(const float *a, long lda, const float *b,
 /// `out[(r·outputWidth + ow)·filtersPadded + f] = bias[f] + Σ_t Σ_c image[i·imageStep + y·rowStep + ow·pixelStep +
 /// tapOffsets[t] + c] · weight[…]` for `rows` rows (row `r` being row `y = r mod rowsPerImage` of image
 /// `i = r / rowsPerImage`), `outputWidth` pixels and `filtersPadded` (a multiple of 16) filters. `weight` is in blocks
-/// of 64 filters (the last one narrower): block `b` at `64·b·taps·channels`, holding `[t][c][its width]`. `bias` has
+/// of B filters (the last one narrower): block `b` at `B·b·taps·channels`, holding `[t][c][its width]`, B being 64
+/// for the AVX-512 kernel and 16 for the AVX2 one. `bias` has
 /// `filtersPadded` floats, or is NULL. With `prefetchInputs`, each block of pixels asks for the next block's
-/// inputs into L1 as it runs (for images too large together to stay in L2). Requires kernels_simd_has_avx512f().
+/// inputs into L1 as it runs (for images too large together to stay in L2). Requires kernels_simd_has_avx512f()
+/// (`_avx512`) or kernels_simd_has_avx2_fma() (`_avx2`).
+void kernels_channel_last_rows_avx2(const float *image, long rowStep, long rows,
+                                    long rowsPerImage, long imageStep, long channels,
+                                    long pixelStep, const long *tapOffsets, long taps,
+                                    const float *weight, long filtersPadded, const float *bias,
+                                    long outputWidth, float *out, bool prefetchInputs);
 void kernels_channel_last_rows_avx512(const float *image, long rowStep, long rows,
                                       long rowsPerImage, long imageStep, long channels,
                                       long pixelStep, const long *tapOffsets, long taps,
@@ -155,14 +162,20 @@ void kernels_channel_last_rows_avx512(const float *image, long rowStep, long row
                                       long outputWidth, float *out, bool prefetchInputs);
 
 /// `destination[j·destinationStride + i] = source[i·sourceStride + j]` for the `rows × columns`
-/// matrix at `source`: reads and writes nothing else. Requires kernels_simd_has_avx512f().
+/// matrix at `source`: reads and writes nothing else. Requires kernels_simd_has_avx512f() (`_avx512`) or
+/// kernels_simd_has_avx2_fma() (`_avx2`).
+void kernels_transpose_avx2(const float *source, long rows, long columns, long sourceStride,
+                            float *destination, long destinationStride);
 void kernels_transpose_avx512(const float *source, long rows, long columns, long sourceStride,
                               float *destination, long destinationStride);
 
 /// `destination[((j mod taps)·channels + j / taps)·width + i] = source[i·sourceStride + j]` for
 /// rows `i < rows` and columns `j` in [columnBegin, columnEnd): a `[filter][channel][tap]` weight
 /// block into the channel-last kernel's `[tap][channel][filter]`. Lanes `rows ..< width` of a
-/// destination row are not written. Requires kernels_simd_has_avx512f().
+/// destination row are not written. Requires kernels_simd_has_avx512f() (`_avx512`) or kernels_simd_has_avx2_fma()
+/// (`_avx2`).
+void kernels_pack_taps_avx2(const float *source, long rows, long sourceStride, long channels, long taps,
+                            long columnBegin, long columnEnd, float *destination, long width);
 void kernels_pack_taps_avx512(const float *source, long rows, long sourceStride, long channels, long taps,
                               long columnBegin, long columnEnd, float *destination, long width);
 
