@@ -191,13 +191,23 @@ struct WinogradF2x3 {
     /// Distance between two of the 16 planes of `U` (`[16][O][I]`).
     var weightPlaneStride: Int { outputChannels * inputChannels + Self.planePadding }
 
+    /// Fewest filters of a layer Winograd takes: 16, or 8 where its products are OpenBLAS's (no
+    /// AVX-512; there the alternative is im2col + a GEMM of only 8 rows, and the backward-data
+    /// pass's col2im). On a 2-core AMD EPYC (Zen 3), call-by-call pairs' median ratios of Winograd
+    /// to those: 8×64×32×32 → 8 forward 0.60, backward-data 0.54, weight gradient 0.50,
+    /// forward+backward 0.51; 8×32×56×56 → 8 0.63, 0.51, 0.57. Not fewer: with 4 filters the
+    /// backward-data pass (4 channels in) runs the direct kernel, 3.7× faster than Winograd there.
+    /// Not fewer channels either: 8×8×32×32 → 64 took 1.15–1.8× as long by Winograd.
+    static var minimumFilters: Int { ProductKernel.preferred == nil ? 8 : 16 }
+
     /// Whether Winograd is worth it (and valid) for a geometry: 3×3, stride 1, no dilation,
     /// padding ≤ 2 (so the backward pass's padding `2 − p` is not negative), and enough
-    /// channels on both sides that the GEMMs, not the transforms, dominate.
+    /// channels on both sides that the GEMMs, not the transforms, dominate: 16+ channels and
+    /// ``minimumFilters`` filters.
     static func applies(to g: ConvGeometry, filters: Int) -> Bool {
         g.kernel == 3 && g.stride == 1 && g.dilation == 1
             && (0...2).contains(g.padding.height) && (0...2).contains(g.padding.width)
-            && g.channels >= 16 && filters >= 16
+            && g.channels >= 16 && filters >= minimumFilters
             // Far below any size that fits in memory; keeps the workspace arithmetic overflow-free.
             && g.outputPlaneSize < 1 << 40 && g.channels + filters < 1 << 20
     }

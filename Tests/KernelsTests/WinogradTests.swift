@@ -1,7 +1,8 @@
 import Testing
 @testable import Kernels
 
-/// Winograd F(2×2, 3×3) takes over 3×3 stride-1 layers with ≥ 16 channels on both sides; these
+/// Winograd F(2×2, 3×3) takes over 3×3 stride-1 layers with ≥ 16 channels and ≥ 16 filters (8
+/// without AVX-512, where its products are OpenBLAS's); these
 /// cases are built to land on it (odd and tiny sizes, every padding it accepts) and compare with
 /// the float64 direct reference.
 @Suite struct WinogradTests {
@@ -13,6 +14,7 @@ import Testing
             (1, 16, 20, 3, 3, Size2D(0)),        // output 1×1
             (3, 20, 16, 6, 4, Size2D(2)),        // padding 2: backward runs with padding 0
             (1, 24, 18, 8, 9, Size2D(height: 0, width: 2)),
+            (2, 20, WinogradF2x3.minimumFilters, 9, 7, Size2D(1)),  // the fewest filters it takes (8 without AVX-512)
         ]
         for _ in 0..<6 {
             let padding = Size2D(height: Int.random(in: 0...2, using: &generator), width: Int.random(in: 0...2, using: &generator))
@@ -30,6 +32,10 @@ import Testing
             let engine = try conv.makeEngine(input: [c.batch, c.channels, c.height, c.width], weight: [c.filters, c.channels, 3, 3])
             #expect(engine.usesWinograd, "\(c)")
         }
+        // One filter fewer, or 15 channels, and the layer goes elsewhere.
+        let fewer = try Conv2D(padding: 1).makeEngine(input: [2, 20, 9, 7], weight: [WinogradF2x3.minimumFilters - 1, 20, 3, 3])
+        #expect(!fewer.usesWinograd)
+        #expect(try !Conv2D(padding: 1).makeEngine(input: [2, 15, 9, 7], weight: [16, 15, 3, 3]).usesWinograd)
     }
 
     /// All three passes with each way of multiplying: the backend's GEMM (nil) and each
