@@ -1,7 +1,8 @@
 /// The weight gradient of layers with a kernel row of 64+ floats on AVX-512 CPUs (the
 /// direct kernel's layers, such as 16 → 16 channels 7×7 or 32 → 32 channels 5×5, and the
 /// im2col layers Winograd does not take, such as 96 → 256 channels 5×5), as ``ProductKernel``
-/// products over a channel-last copy of each image.
+/// products over a channel-last copy of each image; on AVX2-only CPUs, of 7×7 and larger
+/// stride-1 layers (see ``product(for:)``).
 ///
 /// With the image copied zero-padded as `[y][x][c]`, the inputs output `(oh, ow)` meets through
 /// kernel row `kh` (every `kw`, every channel) are `KW·C` contiguous floats at
@@ -51,6 +52,22 @@ struct ChannelLastWeightGradient {
     /// tap's channels (`C`) where a dilation spaces them apart.
     static func pieceColumns(_ g: ConvGeometry) -> Int {
         g.dilation.width == 1 ? g.kernel.width * g.channels : g.channels
+    }
+
+    /// The product kernel a layer's weight gradient runs here on, or nil: AVX-512's wherever
+    /// there is one; on AVX2-only CPUs the AVX2 build (6 filters × 16 columns), only for
+    /// undilated stride-1 layers with 7×7 or larger kernels, where im2col copies the image 49+
+    /// times and OpenBLAS packs that column matrix again. On a 2-core AMD EPYC (Zen 3),
+    /// call-by-call pairs' median ratios against im2col + OpenBLAS (or the direct kernel where
+    /// it runs): 8×64×28×28 → 64 7×7 0.736, 8×16×64×64 → 16 7×7 0.935 (direct); but 5×5 layers
+    /// gained nothing (8×32×56×56 → 96 0.963, 8×64×32×32 → 128 1.018, 8×96×27×27 → 256 1.031,
+    /// 8×32×64×64 → 32 1.013 against direct), strided ones lost (resnet-c3s2 1.37, 8×128×28×28 →
+    /// 256 1.24) and 8×256×28×28 → 256 dilation 2 was even (1.003).
+    static func product(for g: ConvGeometry) -> ProductKernel? {
+        if let preferred = ProductKernel.preferred { return preferred }
+        guard DirectConvolution.isSupported, g.stride == 1, g.dilation == 1,
+              g.kernel.height * g.kernel.width >= 49 else { return nil }
+        return ProductKernel(instructionSet: .avx2)
     }
 
     private var paddedWidth: Int { geometry.channelLastPaddedWidth }

@@ -70,8 +70,9 @@ struct ConvolutionEngine {
     }
 
     /// Layers larger than 1×1 with a kernel row of 64+ floats (`KW·C`) that Winograd does not
-    /// take, on AVX-512 CPUs: the weight gradient by the product kernel over a channel-last copy
-    /// (see ``ChannelLastWeightGradient``), strided layers included. Those whose weight gradient
+    /// take, on AVX-512 CPUs (on AVX2-only ones, stride-1 layers of 7×7 and larger): the weight
+    /// gradient by the product kernel over a channel-last copy (see ``ChannelLastWeightGradient``),
+    /// strided layers included. Those whose weight gradient
     /// the products over a phase-split copy can also take (``ImplicitConvolution/weightGradientPays``)
     /// ran there until Nov 27 2026, on `make bench-peers` figures taken one side after the other
     /// (resnet-c3s2's backward-weight 6.1–10.1 ms in five runs against 6.05–6.57); call-by-call
@@ -80,7 +81,7 @@ struct ConvolutionEngine {
     /// bench-peers` runs in rounds (resnet-c3s2 backward-weight 1.04–1.08× PyTorch against
     /// 0.93–1.03×) put the channel-last products ahead.
     var channelLastWeightGradient: ChannelLastWeightGradient? {
-        guard backend == .openBLAS, !usesWinograd, let product = ProductKernel.preferred,
+        guard backend == .openBLAS, !usesWinograd, let product = ChannelLastWeightGradient.product(for: geometry),
               ChannelLastWeightGradient.applies(to: geometry, filters: filters) else { return nil }
         return ChannelLastWeightGradient(geometry: geometry, filters: filters, product: product)
     }

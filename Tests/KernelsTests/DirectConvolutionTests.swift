@@ -174,7 +174,8 @@ import Testing
         }
     }
 
-    /// The AVX-512 weight gradient over a channel-last copy (kernel rows of 64+ floats): several
+    /// The weight gradient over a channel-last copy (kernel rows of 64+ floats), through the
+    /// engine and by each product kernel this CPU runs: several
     /// images split across threads, channel counts whose rows are off the cache line, filters
     /// past a block of 6, rectangular kernels (1×7 and 7×1 too) and unequal padding, layers the
     /// direct kernel does not take (many filters, 3×3 with too few filters for Winograd), one
@@ -203,13 +204,25 @@ import Testing
         var generator = SeededGenerator(seed: 66)
         for c in cases {
             let engine = try layer(c).makeEngine(input: c.input, weight: weightShape(c))
-            #expect((engine.channelLastWeightGradient != nil) == (ProductKernel.preferred != nil), "\(c)")
+            #expect((engine.channelLastWeightGradient != nil) == (ChannelLastWeightGradient.product(for: engine.geometry) != nil), "\(c)")
             let x = Tensor.random(c.input, using: &generator)
             let dy = Tensor.random(try layer(c).outputShape(input: c.input, weight: weightShape(c)), using: &generator)
             let dw = try layer(c).weightGradient(dy, input: x, weightShape: weightShape(c))
             let params = Reference.Params(stride: c.stride, padding: c.padding, dilation: c.dilation)
-            #expect(relativeError(dw.scalars, Reference.conv2dWeightGradient(dy, x, weightShape: weightShape(c), params)) <= 2e-4, "\(c)")
+            let expected = Reference.conv2dWeightGradient(dy, x, weightShape: weightShape(c), params)
+            #expect(relativeError(dw.scalars, expected) <= 2e-4, "\(c)")
             #expect(try layer(c).weightGradient(dy, input: x, weightShape: weightShape(c)).scalars == dw.scalars, "\(c)")
+            // Directly, by every build of the product kernel this CPU runs (the engine picks one).
+            for instructionSet in DirectConvolution.InstructionSet.allCases.filter(\.isSupported) {
+                let channelLast = ChannelLastWeightGradient(geometry: engine.geometry, filters: c.filters,
+                                                            product: ProductKernel(instructionSet: instructionSet))
+                var direct = [Float](repeating: .nan, count: dw.scalars.count)
+                var workspace = [Float](repeating: .nan, count: channelLast.workspaceCount)
+                x.withPointer { x in
+                    dy.withPointer { dy in channelLast.run(input: x, outputGradient: dy, weightGradient: &direct, workspace: &workspace) }
+                }
+                #expect(relativeError(direct, expected) <= 2e-4, "\(c) \(instructionSet)")
+            }
         }
     }
 
