@@ -61,11 +61,25 @@ struct DirectConvolution {
     static let isSupported: Bool = kernels_simd_has_avx2_fma()
     private static let hasAVX512: Bool = kernels_simd_has_avx512f()
 
+    /// Most input channels of a "few channels" layer: 4; on AVX2-only CPUs 8, and 16 at stride 1.
+    /// There the GEMM's inner dimension of 72–144 is still too short for OpenBLAS: on a 2-core AMD
+    /// EPYC (Zen 3), call-by-call pairs' median ratios, direct ÷ im2col + OpenBLAS, forward and
+    /// weight gradient: 16×8×28×28 → 8 3×3 0.54, 0.69 (backward-data, direct on the rotated
+    /// kernels, 0.42); 8×8×32×32 → 64 0.79, 0.86; 8×8×56×56 → 16 0.62, 0.63; 8×6×64×64 → 32 0.74,
+    /// 0.74; 8×12×32×32 → 32 0.70, 0.79; 8×12×56×56 → 64 0.82, 0.87; 8×16×32×32 → 4 0.38, 0.40;
+    /// stride 2, 16×8×32×32 → 32 0.83, 0.85. Not 16 channels at stride 2: 8×16×64×64 → 32 forward
+    /// 0.86 but weight gradient 1.04, 8×16×112×112 → 64 1.00 and 1.17. Not measured on AVX-512.
+    static func maximumFewChannels(stride: Size2D) -> Int {
+        guard InstructionSet.widest == .avx2 else { return 4 }
+        return stride == 1 ? 16 : 8
+    }
+
     /// Whether the direct kernel beats im2col + OpenBLAS on this layer (its forward pass and
     /// weight gradient; the engine asks again for the backward-data pass's rotated geometry).
     /// Forward passes measured on a 2-core AMD EPYC (minimum of 4 alternating runs each,
     /// `Benchmarks/README.md`):
-    /// - ≤ 4 input channels (≤ 160 taps), any stride: sgemm's inner dimension of 25–147 is too
+    /// - ≤ 4 input channels (see ``maximumFewChannels(stride:)``; ≤ 160 taps), any stride:
+    ///   sgemm's inner dimension of 25–147 is too
     ///   short for it (dlfs 100×1×28×28 → 30 5×5: 1.41 → 0.61 ms; 64×3×32×32 → 16 3×3:
     ///   0.73 → 0.43 ms; 8×3×224×224 → 64 7×7 stride 2: 11.4 → 10.5 ms).
     /// - stride 1, a 5×5 or larger kernel, 8–64 filters, ≤ 1024 taps: im2col would write the
@@ -75,7 +89,8 @@ struct DirectConvolution {
     /// (8×64×56×56 → 128: 5.75 → 7.45 ms direct).
     static func applies(to g: ConvGeometry, filters: Int, backend: GEMMBackend) -> Bool {
         guard backend == .openBLAS, isSupported, g.stride.width <= maximumStride else { return false }
-        let fewChannels = g.channels <= 4 && g.columnRows <= 160
+        // 1×1 layers (a plain GEMM over the image in place) were not measured past 4 channels.
+        let fewChannels = g.channels <= (g.kernel == 1 ? 4 : maximumFewChannels(stride: g.stride)) && g.columnRows <= 160
         let largeStrideOneKernel = g.stride == 1 && g.kernel.height * g.kernel.width >= 25
             && (8...64).contains(filters) && g.columnRows <= 1024
         guard fewChannels || largeStrideOneKernel else { return false }

@@ -141,6 +141,32 @@ import Testing
         Case(input: [3, 7, 9, 30], filters: 3, kernel: 3, padding: 1),                 // 3 filters: few channels back
     ]
 
+    /// Winograd layers with few filters (8–16), on AVX2-only CPUs: their backward-data pass runs
+    /// the direct kernel on the rotated kernels (that few channels); forward and weight gradient
+    /// stay Winograd's. Elsewhere the same layers run Winograd or im2col throughout.
+    @Test func fewFilterWinogradLayersRunBackwardDataDirect() throws {
+        var generator = SeededGenerator(seed: 67)
+        let cases = [
+            Case(input: [2, 32, 9, 11], filters: 8, kernel: 3, padding: 1),
+            Case(input: [3, 20, 10, 7], filters: 16, kernel: 3, padding: Size2D(height: 2, width: 0)),
+        ]
+        for c in cases {
+            let engine = try layer(c).makeEngine(input: c.input, weight: weightShape(c))
+            let direct = engine.usesWinograd && DirectConvolution.isSupported
+                && c.filters <= DirectConvolution.maximumFewChannels(stride: c.stride)
+            #expect((engine.winogradBackwardDataDirect != nil) == direct, "\(c)")
+            let x = Tensor.random(c.input, using: &generator)
+            let w = Tensor.random(weightShape(c), using: &generator)
+            let dy = Tensor.random(try layer(c).outputShape(input: x.shape, weight: w.shape), using: &generator)
+            let gradients = try layer(c).backward(dy, input: x, weight: w)
+            let params = Reference.Params(stride: c.stride, padding: c.padding, dilation: c.dilation)
+            #expect(relativeError(gradients.input.scalars, Reference.convTranspose2d(dy, w, nil, params, outputPadding: 0).values) <= 2e-4,
+                    "\(c)")
+            #expect(relativeError(gradients.weight.scalars, Reference.conv2dWeightGradient(dy, x, weightShape: w.shape, params)) <= 2e-4,
+                    "\(c)")
+        }
+    }
+
     @Test func backwardDataMatchesTheReference() throws {
         var generator = SeededGenerator(seed: 64)
         for c in Self.backwardDataCases {
@@ -261,10 +287,15 @@ import Testing
     }
 
     @Test func otherLayersKeepTheirAlgorithms() throws {
-        // Small kernels with 5+ channels, stride-2 3×3 layers, large kernels with many filters
-        // or taps, and strides beyond the phase split stay on im2col + GEMM (or Winograd).
+        // Small kernels with more channels than ``maximumFewChannels`` (4 with AVX-512, 16 at
+        // stride 1 and 8 at stride 2 with AVX2 only), stride-2 3×3 layers, large kernels with
+        // many filters or taps, and strides beyond the phase split stay on im2col + GEMM (or Winograd).
         let conv = Conv2D(padding: 1)
-        #expect(try conv.makeEngine(input: [1, 5, 8, 8], weight: [4, 5, 3, 3]).forwardDirect == nil)
+        let few = DirectConvolution.maximumFewChannels(stride: 1), fewStrided = DirectConvolution.maximumFewChannels(stride: 2)
+        #expect(try conv.makeEngine(input: [1, few + 1, 8, 8], weight: [4, few + 1, 3, 3]).forwardDirect == nil)
+        #expect(try (conv.makeEngine(input: [1, few, 8, 8], weight: [4, few, 3, 3]).forwardDirect != nil) == DirectConvolution.isSupported)
+        #expect(try Conv2D(stride: 2, padding: 1).makeEngine(input: [1, fewStrided + 1, 9, 9], weight: [4, fewStrided + 1, 3, 3])
+                    .forwardDirect == nil)
         #expect(try Conv2D(stride: 2, padding: 1).makeEngine(input: [1, 64, 9, 9], weight: [128, 64, 3, 3]).forwardDirect == nil)
         #expect(try conv.makeEngine(input: [1, 32, 9, 9], weight: [65, 32, 5, 5]).forwardDirect == nil)
         #expect(try conv.makeEngine(input: [1, 48, 9, 9], weight: [8, 48, 5, 5]).forwardDirect == nil)

@@ -33,7 +33,7 @@ struct ConvSection {
             "  the same run right after the pass, each in its own warmed-up block, on \(threads) threads",
             "  (forward: F×OH·OW×C·KH·KW; backward-input: Wᵀ·dY; backward-weight: dY·colsᵀ).",
             "  Above 100%: 3×3 stride-1 layers with ≥ 16 channels and ≥ 16 filters (8 without AVX-512) run Winograd F(2×2, 3×3), 2.25× fewer multiplies than that GEMM;",
-            "  layers with ≤ 4 input channels, or 5×5+ stride-1 kernels with 8–64 filters, run a direct AVX2 or AVX-512 kernel (forward, backward-weight, and backward-input at stride 1);",
+            "  layers with ≤ 4 input channels (≤ 16 on AVX2-only CPUs, ≤ 8 strided), or 5×5+ stride-1 kernels with 8–64 filters, run a direct AVX2 or AVX-512 kernel (forward, backward-weight, and backward-input at stride 1);",
             "  on AVX-512 CPUs Winograd's products are Kernels' own kernels, strided forward passes with < 64 channels or filters",
             "  (and the forward and backward-input passes of stride-1 layers with a weight of ≤ 1 MiB) products over a phase-split",
             "  copy (no im2col), as are strided weight gradients with kernel rows under 64 floats; forward passes (and stride-1",
