@@ -10,7 +10,8 @@
 /// - 3×3 stride-1 with enough channels: Winograd F(2×2, 3×3) for all passes (``WinogradF2x3``).
 /// - few input channels, or a 5×5+ stride-1 kernel with few filters, on AVX2 CPUs: a direct
 ///   convolution (``DirectConvolution``) for the forward pass and the weight gradient, and for
-///   the backward-data pass of stride-1 layers where the rotated kernel qualifies too.
+///   the backward-data pass of stride-1 layers where the rotated kernel qualifies too (on
+///   AVX2-only CPUs, Winograd's layers with 8–16 filters among them).
 /// - the forward and backward-data passes of other stride-1 layers with 64+ channels and 64+
 ///   filters (on AVX2-only CPUs, 5×5 kernels and larger): a convolution with the filters as the
 ///   vector dimension over a channel-last copy (``ChannelLastConvolution``; backward-data on the
@@ -101,7 +102,8 @@ struct ConvolutionEngine {
         return pointwise.pays ? pointwise : nil
     }
 
-    /// The backward-data pass of a stride-1 layer (not Winograd's) as a forward convolution: of
+    /// The backward-data pass of a stride-1 layer as a forward convolution (for Winograd's
+    /// layers only where the direct kernel takes it, ``winogradBackwardDataDirect``): of
     /// the output gradient (`filters` channels) with each kernel rotated by 180° and the channel
     /// axes swapped, padded by `d·(k − 1) − p` (as Winograd's backward pass). Nil where that
     /// convolution's output is not the image: padding beyond the kernel's reach, or a transposed
