@@ -4,17 +4,13 @@
 
 #include <immintrin.h>
 
+#include "AVX2Lanes.h"
+
 #define INLINE static inline __attribute__((always_inline))
 
 // ---- AVX2 + FMA: 8 lanes, 16 YMM registers.
 
 #define TARGET __attribute__((target("avx2,fma")))
-
-/// The mask that keeps the first `count` (1...8) lanes.
-TARGET INLINE __m256i lanesAVX2(long count) {
-    const __m256i index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)count), index);
-}
 
 /// Sum of the 8 lanes.
 TARGET INLINE float laneSumAVX2(__m256 v) {

@@ -4,6 +4,8 @@
 
 #include <immintrin.h>
 
+#include "AVX2Lanes.h"
+
 // A matrix transpose by tiles held in registers (16 × 16 with AVX-512, 8 × 8 with AVX2): the
 // strided layer's weight gradient needs each image's output gradient with the filters contiguous
 // (`[position][filter]`), and a scalar transpose of its ~100 000 floats per image, reading across
@@ -13,11 +15,6 @@
 // ---- AVX2 + FMA: 8 × 8 tiles in YMM registers.
 
 #define TARGET __attribute__((target("avx2,fma")))
-
-/// The mask that keeps the first `count` (0...8) lanes.
-TARGET static inline __m256i lanesAVX2(long count) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)count), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
 
 /// Transposes the 8 × 8 tile in `v` in place: pairs of rows interleave (unpack), then
 /// quadruples (shuffle), then the two 128-bit halves trade places.
