@@ -6,7 +6,8 @@
 //   MAX_VECTORS  vectors of filters per block (2 with 16 registers: 6 × 2 accumulators; 4 with 32)
 //   BLOCK        LANES · MAX_VECTORS: the filters of one packed weight block
 //   V_ZERO() V_LOAD(p) V_STORE(p, v) V_SET1(x) V_FMA(a, b, c)
-// and, once for both, PIXELS, CHANNEL_CHUNK, SLICES_PER_PASS and pixelInputs.
+//   SLICES_PER_PASS  slices of CHANNEL_CHUNK channels one pass of the accumulators covers
+// and, once for both, PIXELS, CHANNEL_CHUNK and pixelInputs.
 
 /// Adds `segments` slices to R pixels × NV vectors of LANES filters held in `out` (pixel r's row
 /// `outStride` floats after pixel r − 1's): slice k's channels [0, counts[k]), its inputs
