@@ -57,7 +57,10 @@ struct ChannelLastConvolution: Sendable {
     /// 3), call-by-call pairs' median ratios of im2col + OpenBLAS to this kernel: 8×64×28×28 → 64
     /// 7×7 forward 1.34, backward-data 1.47; 8×64×32×32 → 128 5×5 1.17, 1.09; 8×96×27×27 → 256
     /// 5×5 1.01, 0.99; but 3×3 kernels lost: resnet-c3s2 forward 0.89, 8×256×28×28 → 256
-    /// dilation 2 0.975, backward-data 0.955.
+    /// dilation 2 0.975, backward-data 0.955. With four slices per pass (see
+    /// ChannelLastConvolution.c) they still lose, this kernel ÷ im2col: strided forward 1.04–1.11
+    /// (resnet-c3s2, 8×128×28×28 → 256, 8×256×14×14 → 512, 4×64×112×112 → 64), the dilated
+    /// layer's backward-data 1.025.
     static var minimumTaps: Int { DirectConvolution.InstructionSet.widest == .avx512 ? 2 : 25 }
 
     /// Filters rounded up to whole vectors of 16: the packed weight's and the staging's width.
