@@ -40,15 +40,36 @@ struct ChannelLastConvolution: Sendable {
 
     /// Whether a layer runs here (its forward pass, or as the rotated convolution of a stride-1
     /// backward-data pass): a kernel larger than 1×1 (5×5 or larger on AVX2 CPUs, see
-    /// ``minimumTaps``), at least 64 channels and 64 filters (so the 64-channel slices and
-    /// 64-filter blocks are full; with 32 channels or 32 filters it ran no faster than the
-    /// products over a phase-split copy, and on AVX2 no faster than im2col + OpenBLAS:
-    /// 8×32×56×56 → 96 5×5 forward 0.918 of its time), and a padded copy and a staging row of at
-    /// most ``CheckedArithmetic/maximumImageCopyFloats``.
+    /// ``minimumTaps``), at least ``minimumChannels`` channels and as many filters, and a padded
+    /// copy and a staging row of at most ``CheckedArithmetic/maximumImageCopyFloats``. Where the
+    /// direct kernel also takes the layer, it runs here only if ``precedesDirect(_:)``.
     static func applies(to g: ConvGeometry, filters: Int) -> Bool {
-        g.kernel.height * g.kernel.width >= minimumTaps && g.channels >= 64 && filters >= 64
+        g.kernel.height * g.kernel.width >= minimumTaps && g.channels >= minimumChannels && filters >= minimumChannels
             && g.channelLastCopyFits
             && CheckedArithmetic.product(g.outputWidth, filters + 15, isAtMost: CheckedArithmetic.maximumImageCopyFloats)
+    }
+
+    /// Fewest channels and filters of a layer run here. On AVX-512 CPUs 64, so the 64-channel
+    /// slices and 64-filter blocks are full: with 32 it ran no faster than the products over a
+    /// phase-split copy. On AVX2-only ones (blocks of 16 filters) 32 since Nov 27 2026, once
+    /// four slices went through each pass (see ChannelLastConvolution.c): on a 2-core AMD EPYC
+    /// (Zen 3), call-by-call pairs' median ratios of this kernel to what ran before, forward /
+    /// backward-data: 8×32×56×56 → 96 5×5 0.895 / 0.887 (im2col / the direct kernel before; with
+    /// two slices the forward had read 1.09), 8×32×32×32 → 128 5×5 0.880 / 0.945, 8×48×28×28 →
+    /// 96 5×5 0.823 / 0.827, 8×96×27×27 → 32 5×5 0.552 / 0.531, 8×256×28×28 → 32 5×5 0.577 /
+    /// 0.480 (im2col + col2im before).
+    static var minimumChannels: Int { DirectConvolution.InstructionSet.widest == .avx512 ? 64 : 32 }
+
+    /// Whether a layer the direct kernel also takes (few filters, see
+    /// ``DirectConvolution/applies(to:filters:backend:)``) runs here instead: on AVX2-only CPUs,
+    /// with 48+ channels or a 7×7+ kernel. Same measurements as ``minimumChannels``, this kernel
+    /// ÷ the direct one: 8×64×32×32 → 32 5×5 forward 0.624, 8×48×56×56 → 48 5×5 0.773 /
+    /// backward-data 0.672, 8×32×56×56 → 64 backward-data (64 channels in) 0.786, 8×32×28×28 →
+    /// 32 7×7 0.595 / 0.556, 8×32×64×64 → 32 7×7 0.703 / 0.562; but with 32 channels at 5×5 the
+    /// direct kernel stays ahead: 8×32×64×64 → 32 1.038 / 1.038, 8×32×56×56 → 64 forward 1.015,
+    /// 8×64×32×32 → 32 backward-data (32 channels in) 1.070.
+    static func precedesDirect(_ g: ConvGeometry) -> Bool {
+        DirectConvolution.InstructionSet.widest != .avx512 && (g.channels >= 48 || g.kernel.height * g.kernel.width >= 49)
     }
 
     /// Fewest taps (`KH·KW`) of a layer run here: any kernel larger than 1×1 on AVX-512 CPUs; on

@@ -13,9 +13,10 @@
 ///   the backward-data pass of stride-1 layers where the rotated kernel qualifies too (on
 ///   AVX2-only CPUs, Winograd's layers with 8–16 filters among them).
 /// - the forward and backward-data passes of other stride-1 layers with 64+ channels and 64+
-///   filters (on AVX2-only CPUs, 5×5 kernels and larger): a convolution with the filters as the
-///   vector dimension over a channel-last copy (``ChannelLastConvolution``; backward-data on the
-///   rotated kernels). The same for the forward pass of such strided layers.
+///   filters (on AVX2-only CPUs, 5×5 kernels and larger with 32+ of each, ahead of the direct
+///   kernel with 48+ channels or 7×7+): a convolution with the filters as the vector dimension
+///   over a channel-last copy (``ChannelLastConvolution``; backward-data on the rotated kernels).
+///   The same for the forward pass of such strided layers.
 /// - the weight gradient of other layers with kernel rows of 64+ floats (`KW·C`, or `C` per
 ///   tap when dilated) on AVX-512 CPUs (strided ones with a partial sum of 512 KiB to 2 MiB):
 ///   products over a channel-last copy (``ChannelLastWeightGradient``).
@@ -127,12 +128,14 @@ struct ConvolutionEngine {
         return DirectConvolution(geometry: rotated, filters: geometry.channels)
     }
 
-    /// Layers with 64+ channels and filters (5×5+ kernels on AVX2-only CPUs) that neither
-    /// Winograd nor the direct kernel takes: the forward pass with the filters as the vector
-    /// dimension (see ``ChannelLastConvolution``), ahead of the products over a phase-split copy
-    /// and of im2col.
+    /// Layers with 64+ channels and filters (5×5+ kernels with 32+ on AVX2-only CPUs) that
+    /// Winograd does not take, nor the direct kernel unless this one is ahead of it there
+    /// (``ChannelLastConvolution/precedesDirect(_:)``): the forward pass with the filters as the
+    /// vector dimension (see ``ChannelLastConvolution``), ahead of the products over a
+    /// phase-split copy and of im2col.
     var forwardChannelLast: ChannelLastConvolution? {
-        guard backend == .openBLAS, ChannelLastConvolution.isSupported, !usesWinograd, forwardDirect == nil,
+        guard backend == .openBLAS, ChannelLastConvolution.isSupported, !usesWinograd,
+              forwardDirect == nil || ChannelLastConvolution.precedesDirect(geometry),
               ChannelLastConvolution.applies(to: geometry, filters: filters) else { return nil }
         return ChannelLastConvolution(geometry: geometry, filters: filters)
     }
@@ -140,7 +143,8 @@ struct ConvolutionEngine {
     /// The same for the backward-data pass of such layers (``rotatedGeometry``: the output
     /// gradient's `F` channels in, the image's `C` out).
     var backwardDataChannelLast: ChannelLastConvolution? {
-        guard backend == .openBLAS, ChannelLastConvolution.isSupported, backwardDataDirect == nil, let rotated = rotatedGeometry,
+        guard backend == .openBLAS, ChannelLastConvolution.isSupported, let rotated = rotatedGeometry,
+              backwardDataDirect == nil || ChannelLastConvolution.precedesDirect(rotated),
               ChannelLastConvolution.applies(to: rotated, filters: geometry.channels) else { return nil }
         return ChannelLastConvolution(geometry: rotated, filters: geometry.channels)
     }
@@ -178,7 +182,7 @@ struct ConvolutionEngine {
     }
 
     /// The forward convolution that runs the backward-data pass on rotated kernels, if one does.
-    var backwardDataRotated: (any ForwardConvolution)? { backwardDataDirect ?? backwardDataChannelLast ?? backwardDataImplicit }
+    var backwardDataRotated: (any ForwardConvolution)? { backwardDataChannelLast ?? backwardDataDirect ?? backwardDataImplicit }
 
     /// Floats the rotated kernels of the backward-data pass take at the start of the workspace:
     /// a multiple of 16, so what follows starts on a cache line as the workspace does (the
@@ -232,8 +236,9 @@ struct ConvolutionEngine {
 
     var forwardPath: ForwardPath {
         if usesWinograd { return .winograd }
-        if let direct = forwardDirect { return .convolution(direct) }
+        // Nil where the direct kernel takes the layer, unless it is ahead of it there.
         if let channelLast = forwardChannelLast { return .convolution(channelLast) }
+        if let direct = forwardDirect { return .convolution(direct) }
         if let implicit = forwardImplicit { return .convolution(implicit) }
         if let pointwise = pointwiseProduct, pointwise.forwardPays { return .pointwise(pointwise) }
         return .columns

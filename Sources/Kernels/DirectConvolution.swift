@@ -86,7 +86,9 @@ struct DirectConvolution {
     ///   image 25+ times over and sgemm has few rows (8×32×64×64 → 32 5×5: 12.9 → 10.0 ms;
     ///   → 64: 22.1 → 18.3 ms; 8×16×64×64 → 16 7×7: 8.4 → 5.9 ms).
     /// Not chosen: 3×3 stride 2 with 32–128 channels, where sgemm runs at 150+ GFLOP/s
-    /// (8×64×56×56 → 128: 5.75 → 7.45 ms direct).
+    /// (8×64×56×56 → 128: 5.75 → 7.45 ms direct). On AVX2-only CPUs the channel-last kernel
+    /// goes ahead of this one for layers with 48+ channels or a 7×7+ kernel and 32+ channels and
+    /// filters (see ``ChannelLastConvolution/precedesDirect(_:)``).
     static func applies(to g: ConvGeometry, filters: Int, backend: GEMMBackend) -> Bool {
         guard backend == .openBLAS, isSupported, g.stride.width <= maximumStride else { return false }
         // 1×1 layers (a plain GEMM over the image in place) were not measured past 4 channels.

@@ -84,6 +84,42 @@ import Testing
         }
     }
 
+    /// Layers of 32–63 channels or filters, which it takes on AVX2-only CPUs only (its
+    /// ``ChannelLastConvolution/minimumChannels``), ahead of the direct kernel with 48+ channels
+    /// or a 7×7 kernel (``ChannelLastConvolution/precedesDirect(_:)``): which pass runs here
+    /// (the backward-data pass's channels are the layer's filters), and both against the reference.
+    static let fewerChannelLayers: [(layer: Case, forward: Bool, backwardData: Bool)] = [
+        (([2, 48, 12, 11], 32, 5, 1, 2, 1), true, false),                        // 48 channels: ahead of the direct kernel; 32 back
+        (([1, 32, 10, 9], 40, 7, 1, 3, 1), true, true),                          // 7×7: ahead of it both ways
+        (([2, 32, 12, 12], 32, 5, 1, 2, 1), false, false),                       // 32 and 32 at 5×5: the direct kernel
+        (([2, 32, 9, 10], 96, 5, 1, 2, 1), true, true),                          // 96 filters: past the direct kernel's 64
+    ]
+
+    @Test func conv2DRunsFewerChannelsOnAVX2() throws {
+        var generator = SeededGenerator(seed: 134)
+        let avx2Only = ChannelLastConvolution.isSupported && DirectConvolution.InstructionSet.widest != .avx512
+        for (c, forward, backwardData) in Self.fewerChannelLayers {
+            let conv = Conv2D(stride: c.stride, padding: c.padding, dilation: c.dilation)
+            let weightShape = [c.filters, c.input[1], c.kernel.height, c.kernel.width]
+            let engine = try conv.makeEngine(input: c.input, weight: weightShape)
+            #expect((engine.forwardChannelLast != nil) == (avx2Only && forward), "\(c)")
+            #expect((engine.backwardDataChannelLast != nil) == (avx2Only && backwardData), "\(c)")
+            if avx2Only && forward, case .convolution(let convolution) = engine.forwardPath {
+                #expect(convolution is ChannelLastConvolution, "\(c)")
+            }
+            let params = Reference.Params(stride: c.stride, padding: c.padding, dilation: c.dilation)
+            let x = Tensor.random(c.input, using: &generator)
+            let w = Tensor.random(weightShape, using: &generator)
+            let b = Tensor.random([c.filters], using: &generator)
+            let y = try conv.forward(x, weight: w, bias: b)
+            #expect(relativeError(y.scalars, Reference.conv2d(x, w, b, params).values) <= 2e-4, "\(c)")
+            let dy = Tensor.random(y.shape, using: &generator)
+            let dx = try conv.inputGradient(dy, inputShape: c.input, weight: w)
+            let expected = Reference.convTranspose2d(dy, w, nil, params, outputPadding: 0)
+            #expect(relativeError(dx.scalars, expected.values) <= 2e-4, "\(c)")
+        }
+    }
+
     /// Strided layers it takes (64+ channels and filters), through `Conv2D`, and one it leaves.
     static let stridedLayers: [(layer: Case, runsHere: Bool)] = [
         (([2, 64, 14, 14], 64, 3, 2, 1, 1), true),                               // 7×7 outputs
