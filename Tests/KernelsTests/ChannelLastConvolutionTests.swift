@@ -61,6 +61,20 @@ import Testing
         ([2, 64, 10, 12], 96, 3, 1, 2, 2),                                        // dilated 3×3
     ]
 
+    /// `Conv2D`'s forward (with a bias) and backward-data passes of layer `c` against the float64 reference.
+    static func expectForwardAndBackwardDataMatchTheReference(_ c: Case, conv: Conv2D, generator: inout SeededGenerator) throws {
+        let params = Reference.Params(stride: c.stride, padding: c.padding, dilation: c.dilation)
+        let x = Tensor.random(c.input, using: &generator)
+        let w = Tensor.random([c.filters, c.input[1], c.kernel.height, c.kernel.width], using: &generator)
+        let b = Tensor.random([c.filters], using: &generator)
+        let y = try conv.forward(x, weight: w, bias: b)
+        #expect(relativeError(y.scalars, Reference.conv2d(x, w, b, params).values) <= 2e-4, "\(c)")
+        let dy = Tensor.random(y.shape, using: &generator)
+        let dx = try conv.inputGradient(dy, inputShape: c.input, weight: w)
+        let expected = Reference.convTranspose2d(dy, w, nil, params, outputPadding: 0)
+        #expect(relativeError(dx.scalars, expected.values) <= 2e-4, "\(c)")
+    }
+
     @Test func conv2DRunsItAndMatchesTheReference() throws {
         var generator = SeededGenerator(seed: 132)
         for c in Self.layers {
@@ -71,16 +85,7 @@ import Testing
                 && c.kernel.height * c.kernel.width >= ChannelLastConvolution.minimumTaps
             #expect((engine.forwardChannelLast != nil) == runsHere, "\(c)")
             #expect((engine.backwardDataChannelLast != nil) == runsHere, "\(c)")
-            let params = Reference.Params(stride: c.stride, padding: c.padding, dilation: c.dilation)
-            let x = Tensor.random(c.input, using: &generator)
-            let w = Tensor.random(weightShape, using: &generator)
-            let b = Tensor.random([c.filters], using: &generator)
-            let y = try conv.forward(x, weight: w, bias: b)
-            #expect(relativeError(y.scalars, Reference.conv2d(x, w, b, params).values) <= 2e-4, "\(c)")
-            let dy = Tensor.random(y.shape, using: &generator)
-            let dx = try conv.inputGradient(dy, inputShape: c.input, weight: w)
-            let expected = Reference.convTranspose2d(dy, w, nil, params, outputPadding: 0)
-            #expect(relativeError(dx.scalars, expected.values) <= 2e-4, "\(c)")
+            try Self.expectForwardAndBackwardDataMatchTheReference(c, conv: conv, generator: &generator)
         }
     }
 
@@ -107,16 +112,7 @@ import Testing
             if avx2Only && forward, case .convolution(let convolution) = engine.forwardPath {
                 #expect(convolution is ChannelLastConvolution, "\(c)")
             }
-            let params = Reference.Params(stride: c.stride, padding: c.padding, dilation: c.dilation)
-            let x = Tensor.random(c.input, using: &generator)
-            let w = Tensor.random(weightShape, using: &generator)
-            let b = Tensor.random([c.filters], using: &generator)
-            let y = try conv.forward(x, weight: w, bias: b)
-            #expect(relativeError(y.scalars, Reference.conv2d(x, w, b, params).values) <= 2e-4, "\(c)")
-            let dy = Tensor.random(y.shape, using: &generator)
-            let dx = try conv.inputGradient(dy, inputShape: c.input, weight: w)
-            let expected = Reference.convTranspose2d(dy, w, nil, params, outputPadding: 0)
-            #expect(relativeError(dx.scalars, expected.values) <= 2e-4, "\(c)")
+            try Self.expectForwardAndBackwardDataMatchTheReference(c, conv: conv, generator: &generator)
         }
     }
 
