@@ -3,8 +3,8 @@ import KernelsSIMD
 /// The forward pass (and, on rotated kernels, the backward-data pass) of layers larger than 1×1
 /// with many channels, with the filters as the vector dimension: each image is copied
 /// zero-padded and channel-last (`[y][x][c]`), and a micro-kernel keeps 6 output pixels × 64
-/// filters in 24 registers on AVX-512 CPUs (6 × 16 in 12 on AVX2 ones), loading 4 (2) weight
-/// vectors and broadcasting 6 input values per input channel of each tap. The result,
+/// filters in 24 registers on AVX-512 CPUs (3 × 32 in 12 on AVX2 ones), loading 4 weight
+/// vectors and broadcasting 6 (3) input values per input channel of each tap. The result,
 /// `[pixel][filter]` for a band of output rows, is transposed into the NCHW output.
 ///
 /// Why: the product kernel over a phase-split image (``ImplicitConvolution``) vectorizes along
@@ -35,8 +35,8 @@ struct ChannelLastConvolution: Sendable {
 
     /// Whether this CPU runs the kernel: AVX2 and FMA at least.
     static var isSupported: Bool { DirectConvolution.isSupported }
-    /// Filters per packed weight block: the micro-kernel's width (4 vectors of 16, or 2 of 8).
-    var filterBlock: Int { instructionSet == .avx512 ? 64 : 16 }
+    /// Filters per packed weight block: the micro-kernel's width (4 vectors of 16, or 4 of 8).
+    var filterBlock: Int { instructionSet == .avx512 ? 64 : 32 }
 
     /// Whether a layer runs here (its forward pass, or as the rotated convolution of a stride-1
     /// backward-data pass): a kernel larger than 1×1 (5×5 or larger on AVX2 CPUs, see
@@ -51,7 +51,7 @@ struct ChannelLastConvolution: Sendable {
 
     /// Fewest channels and filters of a layer run here. On AVX-512 CPUs 64, so the 64-channel
     /// slices and 64-filter blocks are full: with 32 it ran no faster than the products over a
-    /// phase-split copy. On AVX2-only ones (blocks of 16 filters) 32 since Nov 27 2026, once
+    /// phase-split copy. On AVX2-only ones 32 since Nov 27 2026 (measured with blocks of 16 filters), once
     /// four slices went through each pass (see ChannelLastConvolution.c): on a 2-core AMD EPYC
     /// (Zen 3), call-by-call pairs' median ratios of this kernel to what ran before, forward /
     /// backward-data: 8×32×56×56 → 96 5×5 0.895 / 0.887 (im2col / the direct kernel before; with
@@ -73,7 +73,7 @@ struct ChannelLastConvolution: Sendable {
     }
 
     /// Fewest taps (`KH·KW`) of a layer run here: any kernel larger than 1×1 on AVX-512 CPUs; on
-    /// AVX2 ones (blocks of 16 filters, so each input is loaded 4× as often per multiply-add)
+    /// AVX2 ones (blocks of 16 filters when measured, so each input was loaded 4× as often per multiply-add)
     /// 5×5 and larger, where im2col writes the image 25+ times over. On a 2-core AMD EPYC (Zen
     /// 3), call-by-call pairs' median ratios of im2col + OpenBLAS to this kernel: 8×64×28×28 → 64
     /// 7×7 forward 1.34, backward-data 1.47; 8×64×32×32 → 128 5×5 1.17, 1.09; 8×96×27×27 → 256
@@ -81,7 +81,9 @@ struct ChannelLastConvolution: Sendable {
     /// dilation 2 0.975, backward-data 0.955. With four slices per pass (see
     /// ChannelLastConvolution.c) they still lose, this kernel ÷ im2col: strided forward 1.04–1.11
     /// (resnet-c3s2, 8×128×28×28 → 256, 8×256×14×14 → 512, 4×64×112×112 → 64), the dilated
-    /// layer's backward-data 1.025.
+    /// layer's backward-data 1.025; with 3 × 32 blocks (ChannelLastConvolution.c) still 1.05–1.11
+    /// (8×128×56×56 → 128 and 8×128×28×28 → 256 at stride 2 1.068 and 1.054, 8×256×14×14 → 512
+    /// 1.107) and dilation 2 1.042.
     static var minimumTaps: Int { DirectConvolution.InstructionSet.widest == .avx512 ? 2 : 25 }
 
     /// Filters rounded up to whole vectors of 16: the packed weight's and the staging's width.
@@ -301,7 +303,7 @@ struct ChannelLastConvolution: Sendable {
     private static let packColumnRun = 512
 
     /// `kernels_channel_last_rows_avx512` or `_avx2` (see KernelsSIMD.h), whose packed weight
-    /// is in blocks of 64 or 16 filters (``filterBlock``).
+    /// is in blocks of 64 or 32 filters (``filterBlock``).
     static func rows(_ instructionSet: DirectConvolution.InstructionSet, image: UnsafePointer<Float>, rowStep: Int, rows: Int,
                      rowsPerImage: Int, imageStep: Int, channels: Int, pixelStep: Int, tapOffsets: UnsafeBufferPointer<Int>,
                      weight: UnsafePointer<Float>, filtersPadded: Int, bias: UnsafePointer<Float>?, outputWidth: Int,

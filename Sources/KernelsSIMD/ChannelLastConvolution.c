@@ -6,16 +6,16 @@
 
 // A convolution with the filters as the vector dimension, over a channel-last image: each
 // block keeps R output pixels × NV vectors of filters in R·NV registers (6 × 4 vectors of 16 on
-// AVX-512, 6 × 2 vectors of 8 on AVX2, as a GEMM micro-kernel of that width); per input channel
+// AVX-512, 3 × 4 vectors of 8 on AVX2, as a GEMM micro-kernel of that width); per input channel
 // of each tap it loads NV weight vectors and broadcasts R input values, one per pixel. Every
 // loaded value is used R or NV times and no output column is computed to be thrown away,
 // which the products over a spatial layout (ImplicitConvolution) did KW − 1 times per output
 // row at stride 1.
 //
-// The loops run tap by tap and 64 channels at a time (a slice; two or four per pass) over every pixel
-// of a band of rows (in blocks of 6 in raster order, a block running on into the next row), the
-// accumulators going through `out` between passes: so the weights in use (64 channels × 64
-// filters per slice, 16 KB; 4 KB with AVX2's 16) stay in L1 while every pixel uses them. With all taps and
+// The loops run tap by tap and 64 channels at a time (a slice; two or three per pass) over every
+// pixel of a band of rows (in blocks of 6 or 3 in raster order, a block running on into the next
+// row), the accumulators going through `out` between passes: so the weights in use (64 channels ×
+// 64 filters per slice, 16 KB; 8 KB with AVX2's 32) stay in L1 while every pixel uses them. With all taps and
 // channels inside the register block instead, each block of 6 pixels streamed the whole weight
 // block (600 KB for 96 → 256 channels 5×5) from L2: 8×96×27×27 → 256 5×5 forward 39.2 → 35.5 ms
 // (minima of 3 alternating runs, two threads).
@@ -43,24 +43,34 @@ pixelInputs(const float *x, long imageStep, long rowStep, long pixelStep, long o
 // and store them.
 
 
-// ---- AVX2 + FMA: 8 lanes, 16 YMM registers; blocks of 16 filters.
+// ---- AVX2 + FMA: 8 lanes, 16 YMM registers; blocks of 32 filters.
 
 #define TARGET __attribute__((target("avx2,fma")))
 #define NAME(x) x##_avx2
 #define VEC __m256
 #define LANES 8
-#define MAX_VECTORS 2
-#define BLOCK 16
+#define MAX_VECTORS 4
+#define BLOCK 32
+#define REGISTERS 16
+/// 3 pixels × 4 vectors (the layout oneDNN's AVX2 convolution uses: 3 broadcasts and 4 weight loads
+/// per 12 multiply-adds) where a block has 32 filters, else 6 × 2 (a last block of 16). On a 2-core
+/// AMD EPYC (Zen 3), call-by-call pairs' median ratios of 3 × 4 (three slices a pass) to 6 × 2
+/// (four slices of 16 filters a pass), forward in two runs / backward-data: 8×96×27×27 → 256 5×5
+/// 0.97, 0.92 / 0.93; 8×64×32×32 → 128 5×5 0.97, 0.98 / 0.94; 8×64×28×28 → 64 7×7 0.99, 0.93 /
+/// 0.98; 8×32×56×56 → 96 5×5 0.95 / 0.96; 8×48×28×28 → 96 5×5 0.97 / 0.99; 8×32×28×28 → 32 7×7
+/// 0.98 / 0.98. The loop alone (operands in L1) runs near 75 GFLOP/s per core either way, ~82% of a
+/// plain FMA loop's 92: it issues 7 or 8 loads per 12 FMAs.
+#define BLOCK_PIXELS(nv) ((nv) > 2 ? 3 : 6)
 #define V_ZERO() _mm256_setzero_ps()
 #define V_LOAD(p) _mm256_loadu_ps(p)
 #define V_STORE(p, v) _mm256_storeu_ps(p, v)
 #define V_SET1(x) _mm256_set1_ps(x)
 #define V_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
-/// Four slices of 64 channels × 16 filters: 16 KB of weights, half of L1. On a 2-core AMD EPYC
-/// (Zen 3), call-by-call pairs' median ratios against two: 8×96×27×27 → 256 5×5 forward 0.959,
-/// backward-data 0.973; 8×64×32×32 → 128 5×5 0.986, 0.974; 8×64×28×28 → 64 7×7 0.995, 0.994.
-/// Unrolling the channel loop twice on top measured the same (0.962–0.997 against two slices).
-#define SLICES_PER_PASS 4
+/// Three slices of 64 channels × 32 filters: 24 KB of weights. From each against 6 × 2 in
+/// separate runs, forward, three ÷ two: 8×96×27×27 → 256 5×5 0.97, 8×64×32×32 → 128 5×5 0.99,
+/// 8×64×28×28 → 64 7×7 1.00; four (all of L1) ÷ three 1.00–1.05. With 16-filter blocks four
+/// slices had beaten two (0.96–0.995), and unrolling the channel loop twice measured the same.
+#define SLICES_PER_PASS 3
 #include "ChannelLastConvolutionTemplate.h"
 #undef SLICES_PER_PASS
 #undef TARGET
@@ -69,6 +79,8 @@ pixelInputs(const float *x, long imageStep, long rowStep, long pixelStep, long o
 #undef LANES
 #undef MAX_VECTORS
 #undef BLOCK
+#undef REGISTERS
+#undef BLOCK_PIXELS
 #undef V_ZERO
 #undef V_LOAD
 #undef V_STORE
@@ -83,6 +95,8 @@ pixelInputs(const float *x, long imageStep, long rowStep, long pixelStep, long o
 #define LANES 16
 #define MAX_VECTORS 4
 #define BLOCK 64
+#define REGISTERS 32
+#define BLOCK_PIXELS(nv) 6
 #define V_ZERO() _mm512_setzero_ps()
 #define V_LOAD(p) _mm512_loadu_ps(p)
 #define V_STORE(p, v) _mm512_storeu_ps(p, v)

@@ -3,8 +3,10 @@
 //   NAME(x)      the function name for this instruction set (x##_avx2, x##_avx512)
 //   TARGET       the target attribute the functions compile for
 //   VEC, LANES   the float vector type and its lane count
-//   MAX_VECTORS  vectors of filters per block (2 with 16 registers: 6 × 2 accumulators; 4 with 32)
+//   MAX_VECTORS  vectors of filters per block (4: 6 × 4 accumulators with 32 registers, 3 × 4 with 16)
 //   BLOCK        LANES · MAX_VECTORS: the filters of one packed weight block
+//   REGISTERS    vector registers (16 or 32): which way round a step loads its operands
+//   BLOCK_PIXELS(nv)  pixels per register block with nv vectors of filters (at most PIXELS)
 //   V_ZERO() V_LOAD(p) V_STORE(p, v) V_SET1(x) V_FMA(a, b, c)
 //   SLICES_PER_PASS  slices of CHANNEL_CHUNK channels one pass of the accumulators covers
 // and, once for both, PIXELS, CHANNEL_CHUNK and pixelInputs.
@@ -14,8 +16,10 @@
 /// `offsets[k]` floats after pixel r's `xs[r]`, its weights right after slice k − 1's. With
 /// `next` (the next block's 6 pixels, else NULL) it asks for their inputs into L1 as it goes.
 static inline __attribute__((always_inline)) TARGET void
-NAME(accumulate)(const int R, const int NV, const float *const *xs, const float *const *next, long segments,
+NAME(accumulate)(const int R, const int P, const int NV, const float *const *xs, const float *const *next, long segments,
            const long *offsets, const long *counts, const float *weight, float *out, long outStride) {
+    // Blocks have at most P pixels (bandSlice): the switch's wider cases never run with this P.
+    if (R > P) __builtin_unreachable();
     VEC acc[PIXELS][MAX_VECTORS];
     for (int r = 0; r < R; r++)
         for (int j = 0; j < NV; j++) acc[r][j] = V_LOAD(out + r * outStride + LANES * j);
@@ -24,18 +28,30 @@ NAME(accumulate)(const int R, const int NV, const float *const *xs, const float 
     for (long k = 0; k < segments; k++) {
         const float *x[PIXELS], *nx[PIXELS];
         for (int r = 0; r < R; r++) x[r] = xs[r] + offsets[k];
-        if (next) for (int r = 0; r < PIXELS; r++) nx[r] = next[r] + offsets[k];
+        if (next) for (int r = 0; r < P; r++) nx[r] = next[r] + offsets[k];
         const long count = counts[k];
         for (long c0 = 0; c0 < count; c0 += 16) {
             // One line of each of the next block's pixels per 16 channels of this block's.
-            if (next) for (int r = 0; r < PIXELS; r++) _mm_prefetch((const char *)(nx[r] + c0), _MM_HINT_T0);
+            if (next) for (int r = 0; r < P; r++) _mm_prefetch((const char *)(nx[r] + c0), _MM_HINT_T0);
             const long end = count - c0 < 16 ? count : c0 + 16;
             for (long c = c0; c < end; c++, w += width) {
-                VEC wv[MAX_VECTORS];
-                for (int j = 0; j < NV; j++) wv[j] = V_LOAD(w + LANES * j);
-                for (int r = 0; r < R; r++) {
-                    const VEC v = V_SET1(x[r][c]);
-                    for (int j = 0; j < NV; j++) acc[r][j] = V_FMA(v, wv[j], acc[r][j]);
+                if (R * NV + NV + 1 <= REGISTERS) {
+                    // Every weight vector, then one broadcast at a time.
+                    VEC wv[MAX_VECTORS];
+                    for (int j = 0; j < NV; j++) wv[j] = V_LOAD(w + LANES * j);
+                    for (int r = 0; r < R; r++) {
+                        const VEC v = V_SET1(x[r][c]);
+                        for (int j = 0; j < NV; j++) acc[r][j] = V_FMA(v, wv[j], acc[r][j]);
+                    }
+                } else {
+                    // Every broadcast, then one weight vector at a time: 3 × 4 accumulators on
+                    // AVX2 fit its 16 registers only this way round (12 + 3 + 1).
+                    VEC v[PIXELS];
+                    for (int r = 0; r < R; r++) v[r] = V_SET1(x[r][c]);
+                    for (int j = 0; j < NV; j++) {
+                        const VEC wv = V_LOAD(w + LANES * j);
+                        for (int r = 0; r < R; r++) acc[r][j] = V_FMA(v[r], wv, acc[r][j]);
+                    }
                 }
             }
         }
@@ -60,33 +76,34 @@ NAME(bandSlice)(const int NV, const float *x, long rowStep, long rowsPerImage, l
           long outputWidth, long pixels, long segments, const long *offsets, const long *counts,
           const float *weight, float *out, long outStride, const float *ahead, long aheadLines, int prefetchInputs) {
     long image = 0, row = 0, column = 0;
-    const long blocks = (pixels + PIXELS - 1) / PIXELS;
+    const int P = BLOCK_PIXELS(NV);
+    const long blocks = (pixels + P - 1) / P;
     const long linesPerBlock = (aheadLines + blocks - 1) / blocks;
     long line = 0;
-    for (long pixel = 0; pixel < pixels; pixel += PIXELS) {
+    for (long pixel = 0; pixel < pixels; pixel += P) {
         for (long end = line + linesPerBlock < aheadLines ? line + linesPerBlock : aheadLines; line < end; line++)
             _mm_prefetch((const char *)(ahead + 16 * line), _MM_HINT_T1);
         const float *xs[PIXELS];
-        const long here = pixels - pixel < PIXELS ? pixels - pixel : PIXELS;
+        const long here = pixels - pixel < P ? pixels - pixel : P;
         pixelInputs(x, imageStep, rowStep, pixelStep, outputWidth, rowsPerImage, here, &image, &row, &column, xs);
         // The next block's pixels (the last block's own again, past the band's end).
         const float *next[PIXELS];
         if (prefetchInputs) {
             long nextImage = image, nextRow = row, nextColumn = column;
-            const long rest = pixels - pixel - here, nextHere = rest < PIXELS ? rest : PIXELS;
+            const long rest = pixels - pixel - here, nextHere = rest < P ? rest : P;
             pixelInputs(x, imageStep, rowStep, pixelStep, outputWidth, rowsPerImage, nextHere,
                         &nextImage, &nextRow, &nextColumn, next);
-            for (long r = nextHere; r < PIXELS; r++) next[r] = r ? next[r - 1] : xs[0];
+            for (long r = nextHere; r < P; r++) next[r] = r ? next[r - 1] : xs[0];
         }
         const float *const *nextInputs = prefetchInputs ? next : 0;
         float *o = out + pixel * outStride;
         switch (here) {
-        case 6: NAME(accumulate)(6, NV, xs, nextInputs, segments, offsets, counts, weight, o, outStride); break;
-        case 5: NAME(accumulate)(5, NV, xs, nextInputs, segments, offsets, counts, weight, o, outStride); break;
-        case 4: NAME(accumulate)(4, NV, xs, nextInputs, segments, offsets, counts, weight, o, outStride); break;
-        case 3: NAME(accumulate)(3, NV, xs, nextInputs, segments, offsets, counts, weight, o, outStride); break;
-        case 2: NAME(accumulate)(2, NV, xs, nextInputs, segments, offsets, counts, weight, o, outStride); break;
-        default: NAME(accumulate)(1, NV, xs, nextInputs, segments, offsets, counts, weight, o, outStride); break;
+        case 6: NAME(accumulate)(6, P, NV, xs, nextInputs, segments, offsets, counts, weight, o, outStride); break;
+        case 5: NAME(accumulate)(5, P, NV, xs, nextInputs, segments, offsets, counts, weight, o, outStride); break;
+        case 4: NAME(accumulate)(4, P, NV, xs, nextInputs, segments, offsets, counts, weight, o, outStride); break;
+        case 3: NAME(accumulate)(3, P, NV, xs, nextInputs, segments, offsets, counts, weight, o, outStride); break;
+        case 2: NAME(accumulate)(2, P, NV, xs, nextInputs, segments, offsets, counts, weight, o, outStride); break;
+        default: NAME(accumulate)(1, P, NV, xs, nextInputs, segments, offsets, counts, weight, o, outStride); break;
         }
     }
 }
