@@ -51,8 +51,8 @@ struct ChannelLastConvolution: Sendable {
 
     /// Fewest channels and filters of a layer run here. On AVX-512 CPUs 64, so the 64-channel
     /// slices and 64-filter blocks are full: with 32 it ran no faster than the products over a
-    /// phase-split copy. On AVX2-only ones 32 since Nov 27 2026 (measured with blocks of 16 filters), once
-    /// four slices went through each pass (see ChannelLastConvolution.c): on a 2-core AMD EPYC
+    /// phase-split copy. On AVX2-only ones 32 since Nov 27 2026 (measured with blocks of 16
+    /// filters), once four slices went through each pass (ChannelLastConvolution.c): on a 2-core AMD EPYC
     /// (Zen 3), call-by-call pairs' median ratios of this kernel to what ran before, forward /
     /// backward-data: 8×32×56×56 → 96 5×5 0.895 / 0.887 (im2col / the direct kernel before; with
     /// two slices the forward had read 1.09), 8×32×32×32 → 128 5×5 0.880 / 0.945, 8×48×28×28 →
@@ -73,8 +73,8 @@ struct ChannelLastConvolution: Sendable {
     }
 
     /// Fewest taps (`KH·KW`) of a layer run here: any kernel larger than 1×1 on AVX-512 CPUs; on
-    /// AVX2 ones (blocks of 16 filters when measured, so each input was loaded 4× as often per multiply-add)
-    /// 5×5 and larger, where im2col writes the image 25+ times over. On a 2-core AMD EPYC (Zen
+    /// AVX2 ones (blocks of 16 filters when measured, so each input was loaded 4× as often per
+    /// multiply-add) 5×5 and larger, where im2col writes the image 25+ times over. On a 2-core AMD EPYC (Zen
     /// 3), call-by-call pairs' median ratios of im2col + OpenBLAS to this kernel: 8×64×28×28 → 64
     /// 7×7 forward 1.34, backward-data 1.47; 8×64×32×32 → 128 5×5 1.17, 1.09; 8×96×27×27 → 256
     /// 5×5 1.01, 0.99; but 3×3 kernels lost: resnet-c3s2 forward 0.89, 8×256×28×28 → 256

@@ -61,8 +61,9 @@ NAME(accumulate)(const int R, const int P, const int NV, const float *const *xs,
 }
 
 /// Adds `segments` slices (see `accumulate`) to every pixel of a band (`pixels` in raster
-/// order, `outputWidth` per row), in blocks of 6 that run on across row ends: a row of 14 or 28 pixels
-/// would otherwise end in a block of 2 or 4, with a third or a sixth of the registers idle.
+/// order, `outputWidth` per row), in blocks of BLOCK_PIXELS(NV) (6, or 3) that run on across row
+/// ends: a row of 14 or 28 pixels would otherwise end in a block of 2 or 4 of 6, with a third or
+/// a sixth of the registers idle.
 /// Each block also asks for its share of the `aheadLines` cache lines at `ahead` (the next
 /// pass's weights) into L2, so a weight past L2 (streaming from L3 each pass) is there before
 /// the next pass's first block needs it. Into L2 rather than L1, where it would evict the
