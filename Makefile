@@ -56,7 +56,7 @@ bench-peers: deps
 # Each sanitizer builds in its own scratch path so it never invalidates the normal build.
 # Optimized builds (-c release, with -enable-testing for the suite's @testable import): the
 # sanitizers instrument every load and store either way, and the float64 reference loops ran
-# 5-8x longer unoptimized. Under TSan on 2 cores, per suite, debug -> release: channel-last
+# 4-8x longer unoptimized. Under TSan on 2 cores, per suite, debug -> release: channel-last
 # 215 -> 34 s, direct 167 -> 21 s, phase backward-data 72 -> 15 s, GEMM 64 -> 15 s, for ~50 s
 # more build. The fuzz tests are cut to SANITIZE_FUZZ_ITERATIONS. UndefinedBehaviorSanitizer
 # is not run: swiftc rejects -sanitize=undefined on Linux, and Swift code already traps on
