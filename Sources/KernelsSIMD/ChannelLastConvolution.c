@@ -59,8 +59,8 @@ pixelInputs(const float *x, long imageStep, long rowStep, long pixelStep, long o
 /// 0.97, 0.92 / 0.93; 8×64×32×32 → 128 5×5 0.97, 0.98 / 0.94; 8×64×28×28 → 64 7×7 0.99, 0.93 /
 /// 0.98; 8×32×56×56 → 96 5×5 0.95 / 0.96; 8×48×28×28 → 96 5×5 0.97 / 0.99; 8×32×28×28 → 32 7×7
 /// 0.98 / 0.98. The loop alone (operands in L1) runs near 75 GFLOP/s per core either way, ~82% of a
-/// plain FMA loop's 92: it issues 7 or 8 loads per 12 FMAs.
-#define BLOCK_PIXELS(nv) ((nv) > 2 ? 3 : 6)
+/// plain FMA loop's 92: it issues 7 or 8 loads per 12 FMAs. (The template derives the pixels
+/// per block from REGISTERS.)
 #define V_ZERO() _mm256_setzero_ps()
 #define V_LOAD(p) _mm256_loadu_ps(p)
 #define V_STORE(p, v) _mm256_storeu_ps(p, v)
@@ -80,7 +80,6 @@ pixelInputs(const float *x, long imageStep, long rowStep, long pixelStep, long o
 #undef MAX_VECTORS
 #undef BLOCK
 #undef REGISTERS
-#undef BLOCK_PIXELS
 #undef V_ZERO
 #undef V_LOAD
 #undef V_STORE
@@ -96,7 +95,6 @@ pixelInputs(const float *x, long imageStep, long rowStep, long pixelStep, long o
 #define MAX_VECTORS 4
 #define BLOCK 64
 #define REGISTERS 32
-#define BLOCK_PIXELS(nv) 6
 #define V_ZERO() _mm512_setzero_ps()
 #define V_LOAD(p) _mm512_loadu_ps(p)
 #define V_STORE(p, v) _mm512_storeu_ps(p, v)

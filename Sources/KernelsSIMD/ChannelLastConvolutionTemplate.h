@@ -5,11 +5,21 @@
 //   VEC, LANES   the float vector type and its lane count
 //   MAX_VECTORS  vectors of filters per block (4: 6 × 4 accumulators with 32 registers, 3 × 4 with 16)
 //   BLOCK        LANES · MAX_VECTORS: the filters of one packed weight block
-//   REGISTERS    vector registers (16 or 32): which way round a step loads its operands
-//   BLOCK_PIXELS(nv)  pixels per register block with nv vectors of filters (at most PIXELS)
+//   REGISTERS    vector registers (16 or 32): pixels per block and which way round a step
+//                loads its operands (`blockPixels`)
 //   V_ZERO() V_LOAD(p) V_STORE(p, v) V_SET1(x) V_FMA(a, b, c)
 //   SLICES_PER_PASS  slices of CHANNEL_CHUNK channels one pass of the accumulators covers
 // and, once for both, PIXELS, CHANNEL_CHUNK and pixelInputs.
+
+/// Pixels per register block with `nv` vectors of filters: the most (up to PIXELS) whose R · nv
+/// accumulators fit in REGISTERS beside one broadcast and nv weight vectors, or beside R
+/// broadcasts and one weight vector (see `accumulate`): 6 × 4 with AVX-512's 32, 3 × 4 and
+/// 6 × 2 with AVX2's 16.
+static inline __attribute__((always_inline)) int NAME(blockPixels)(int nv) {
+    const int weightsFirst = (REGISTERS - 1 - nv) / nv, broadcastsFirst = (REGISTERS - 1) / (nv + 1);
+    const int most = weightsFirst > broadcastsFirst ? weightsFirst : broadcastsFirst;
+    return most < PIXELS ? most : PIXELS;
+}
 
 /// Adds `segments` slices to R pixels × NV vectors of LANES filters held in `out` (pixel r's row
 /// `outStride` floats after pixel r − 1's): slice k's channels [0, counts[k]), its inputs
@@ -61,7 +71,7 @@ NAME(accumulate)(const int R, const int P, const int NV, const float *const *xs,
 }
 
 /// Adds `segments` slices (see `accumulate`) to every pixel of a band (`pixels` in raster
-/// order, `outputWidth` per row), in blocks of BLOCK_PIXELS(NV) (6, or 3) that run on across row
+/// order, `outputWidth` per row), in blocks of `blockPixels(NV)` (6, or 3) that run on across row
 /// ends: a row of 14 or 28 pixels would otherwise end in a block of 2 or 4 of 6, with a third or
 /// a sixth of the registers idle.
 /// Each block also asks for its share of the `aheadLines` cache lines at `ahead` (the next
@@ -77,7 +87,7 @@ NAME(bandSlice)(const int NV, const float *x, long rowStep, long rowsPerImage, l
           long outputWidth, long pixels, long segments, const long *offsets, const long *counts,
           const float *weight, float *out, long outStride, const float *ahead, long aheadLines, int prefetchInputs) {
     long image = 0, row = 0, column = 0;
-    const int P = BLOCK_PIXELS(NV);
+    const int P = NAME(blockPixels)(NV);
     const long blocks = (pixels + P - 1) / P;
     const long linesPerBlock = (aheadLines + blocks - 1) / blocks;
     long line = 0;
