@@ -94,7 +94,7 @@ public struct Conv2D: Sendable, Hashable {
     /// pool: one block's column matrix per thread (a band of output rows of one image, or a
     /// few small images side by side; plus a staging matrix when images are grouped and a
     /// partial weight gradient when the batch is split), or one group of Winograd tiles for
-    /// 3×3 stride-1 layers, or per thread one phase-split or channel-last image (with a band of
+    /// 3×3 stride-1 layers (and 5×5 and 7×7 ones on AVX2-only CPUs), or per thread one phase-split or channel-last image (with a band of
     /// outputs, its transposed output gradient, a partial weight gradient or, for the stride-2
     /// backward-data pass, the image's phase planes) for the AVX-512 kernels; for a 1×1
     /// stride-1 unpadded layer only what its weight gradient needs on AVX-512 CPUs (one

@@ -6,8 +6,11 @@
 /// other side (`batch × filters × outputHeight × outputWidth`), and the weight is
 /// `filters × geometry.columnRows`, row-major. Buffers are assumed valid: callers validate.
 ///
-/// Eight algorithms, chosen by shape:
+/// Nine algorithms, chosen by shape:
 /// - 3×3 stride-1 with enough channels: Winograd F(2×2, 3×3) for all passes (``WinogradF2x3``).
+/// - 5×5 and 7×7 stride-1 with enough channels and filters on AVX2-only CPUs: Winograd
+///   F(2×2, 5×5) and F(2×2, 7×7) for the forward and backward-data passes
+///   (``LargeKernelWinograd``; backward-data on the rotated kernels).
 /// - few input channels, or a 5×5+ stride-1 kernel with few filters, on AVX2 CPUs: a direct
 ///   convolution (``DirectConvolution``) for the forward pass and the weight gradient, and for
 ///   the backward-data pass of stride-1 layers where the rotated kernel qualifies too (on
@@ -181,8 +184,24 @@ struct ConvolutionEngine {
         return backwardDataDirect
     }
 
+    /// 5×5 and 7×7 stride-1 layers with 32+ channels and filters on AVX2-only CPUs: the forward
+    /// pass by Winograd F(2×2, r×r) (see ``LargeKernelWinograd``), ahead of the channel-last kernel.
+    var forwardLargeWinograd: LargeKernelWinograd? {
+        guard backend == .openBLAS, LargeKernelWinograd.applies(to: geometry, filters: filters) else { return nil }
+        return LargeKernelWinograd(geometry: geometry, filters: filters)
+    }
+
+    /// The same for the backward-data pass of such layers, on the rotated kernels (``rotatedGeometry``).
+    var backwardDataLargeWinograd: LargeKernelWinograd? {
+        guard backend == .openBLAS, let rotated = rotatedGeometry,
+              LargeKernelWinograd.applies(to: rotated, filters: geometry.channels) else { return nil }
+        return LargeKernelWinograd(geometry: rotated, filters: geometry.channels)
+    }
+
     /// The forward convolution that runs the backward-data pass on rotated kernels, if one does.
-    var backwardDataRotated: (any ForwardConvolution)? { backwardDataChannelLast ?? backwardDataDirect ?? backwardDataImplicit }
+    var backwardDataRotated: (any ForwardConvolution)? {
+        backwardDataLargeWinograd ?? backwardDataChannelLast ?? backwardDataDirect ?? backwardDataImplicit
+    }
 
     /// Floats the rotated kernels of the backward-data pass take at the start of the workspace:
     /// a multiple of 16, so what follows starts on a cache line as the workspace does (the
@@ -236,6 +255,7 @@ struct ConvolutionEngine {
 
     var forwardPath: ForwardPath {
         if usesWinograd { return .winograd }
+        if let winograd = forwardLargeWinograd { return .convolution(winograd) }
         // Nil where the direct kernel takes the layer, unless it is ahead of it there.
         if let channelLast = forwardChannelLast { return .convolution(channelLast) }
         if let direct = forwardDirect { return .convolution(direct) }

@@ -179,6 +179,26 @@ void kernels_pack_taps_avx2(const float *source, long rows, long sourceStride, l
 void kernels_pack_taps_avx512(const float *source, long rows, long sourceStride, long channels, long taps,
                               long columnBegin, long columnEnd, float *destination, long width);
 
+/// Winograd F(2×2, r×r)'s input transform for r = `kernelSize` (5 or 7; α = r + 1): for tile-rows
+/// [firstTileRow, firstTileRow + tileRows) of one `height × width` plane padded by `paddingTop` /
+/// `paddingLeft` (tile (ty, tx) reads α × α pixels from row 2·ty − paddingTop, column
+/// 2·tx − paddingLeft; zero outside the plane), position ξ = α·k + l of `Bᵀ d B` of tile t of the
+/// span goes to `transformed[ξ·planeStride + t]`, `tilesWide` tiles (a multiple of 8) per
+/// tile-row. `scratch` holds 2·α·(tilesWide + α/2) floats. Requires kernels_simd_has_avx2_fma().
+void kernels_winograd_large_input_transform_avx2(long kernelSize, const float *plane, long height, long width,
+                                                 long paddingTop, long paddingLeft,
+                                                 long firstTileRow, long tileRows, long tilesWide,
+                                                 float *transformed, long planeStride, float *scratch);
+
+/// Its output transform: `Aᵀ M A + bias` of each tile of the span (positions `planeStride`
+/// apart, as the input transform lays them out) into output rows 2·ty and 2·ty + 1 of the
+/// `outputHeight × outputWidth` plane; nothing outside it is written. `scratch` holds
+/// 4·tilesWide floats. Requires kernels_simd_has_avx2_fma().
+void kernels_winograd_large_output_transform_avx2(long kernelSize, const float *products, long planeStride,
+                                                  long firstTileRow, long tileRows, long tilesWide,
+                                                  float *plane, long outputHeight, long outputWidth,
+                                                  float bias, float *scratch);
+
 /// Asks for the 64-byte line at `address` to be brought into every cache level: for streams
 /// the hardware prefetcher ramps up on too late. A hint only: any address is allowed.
 /// Rows [firstColumnRow, lastColumnRow) of one image's im2col matrix (row `(c·KH + kh)·KW + kw`

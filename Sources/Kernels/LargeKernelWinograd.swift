@@ -1,0 +1,205 @@
+import KernelsSIMD
+
+/// Winograd F(2×2, r×r) for 5×5 and 7×7 stride-1 layers on AVX2-only CPUs: the forward pass,
+/// and the backward-data pass as a forward pass on the rotated kernels.
+///
+/// Each 2×2 output tile comes from an α×α input tile (α = r + 1: 6 or 8) with α² multiplies per
+/// channel pair instead of 4·r²: 36 for 100 (5×5), 64 for 196 (7×7). As in ``WinogradF2x3``
+/// the products summed over channels are α² independent GEMMs, one per tile position ξ,
+/// `M_ξ = U_ξ · V_ξ` with `U = G g Gᵀ` (`[α²][O][I]`) and `V = Bᵀ d B` (`[α²][I][tiles]`),
+/// here all OpenBLAS's; the tile transforms are AVX2 kernels of Kernels' own
+/// (`WinogradLargeTransforms.c`), the kernel transform one small GEMM.
+///
+/// Why: on AVX2 the channel-last kernel these layers ran on is at its loop's ceiling, about 10–25%
+/// behind oneDNN's direct kernel in PyTorch (8×96×27×27 → 256 5×5 and 8×64×28×28 → 64 7×7 lost
+/// to it every run); fewer multiplies is what is left. The points are 0, ±1, ±2 (and ±½ for
+/// α = 8) and ∞, the usual ones for this α, whose error over 96 channels is about 1e-5 of the
+/// largest output (measured in the tests against float64 loops; the library's tolerance is 2e-4).
+///
+/// Not on AVX-512 CPUs, where the channel-last kernel runs 16-float vectors and Winograd's
+/// products would want the product kernel (not measured there), and not for the weight
+/// gradient, which stays on the channel-last products.
+struct LargeKernelWinograd: ForwardConvolution {
+    let geometry: ConvGeometry
+    let filters: Int
+    /// r: 5 or 7.
+    let kernelSize: Int
+    /// α = r + 1 points per tile side.
+    let points: Int
+    /// Tiles per image down: ceil(outputHeight / 2).
+    let tilesHigh: Int
+    /// Tiles stored per tile-row: ceil(outputWidth / 2) rounded up to a multiple of 8, the
+    /// transforms' step. The extra tiles read padding; their outputs are never stored.
+    let tilesWide: Int
+    let imagesPerGroup: Int
+
+    /// α² transformed planes.
+    var positions: Int { points * points }
+    var tilesPerImage: Int { tilesHigh * tilesWide }
+
+    /// - Parameter maximumImagesPerGroup: a cap on the images transformed together (tests use it
+    ///   to run several groups on small layers).
+    init(geometry: ConvGeometry, filters: Int, maximumImagesPerGroup: Int = .max) {
+        self.geometry = geometry
+        self.filters = filters
+        kernelSize = geometry.kernel.height
+        points = kernelSize + 1
+        tilesHigh = (geometry.outputHeight + 1) / 2
+        tilesWide = ((geometry.outputWidth + 1) / 2 + 7) / 8 * 8
+        let floatsPerImage = points * points * tilesHigh * tilesWide * (geometry.channels + filters)
+        let wanted = max(1, (WinogradF2x3.targetTilesPerGroup + tilesHigh * tilesWide - 1) / (tilesHigh * tilesWide))
+        let affordable = max(1, WinogradF2x3.maximumGroupFloats / max(1, floatsPerImage))
+        imagesPerGroup = max(1, min(geometry.batch, wanted, affordable, maximumImagesPerGroup))
+    }
+
+    /// Fewest channels, and fewest filters: below them the GEMMs' short sides and the
+    /// transforms cost more than the multiplies saved.
+    static let minimumChannels = 32
+
+    /// Fewest channels and filters together for an r×r kernel: 96 for 5×5, 128 for 7×7, whose
+    /// 64 planes cost more to transform. Call-by-call pairs on a 2-core AMD EPYC (Zen 3), forward,
+    /// channel-last or direct kernel ÷ this: 5×5 8×32×64×64 → 32 0.94, 8×32×32×32 → 64 1.11,
+    /// 8×48×28×28 → 48 1.09, 8×32×56×56 → 96 1.11, 8×64×32×32 → 128 1.47, 8×96×27×27 → 256
+    /// 1.50–1.57; 7×7 8×32×28×28 → 32 0.80, 8×32×56×56 → 64 1.00, 8×64×28×28 → 64 1.15,
+    /// 8×128×14×14 → 128 1.50. Backward-data alike (the same layers with the sides swapped).
+    static func minimumChannelSum(kernelSize: Int) -> Int { kernelSize == 5 ? 96 : 128 }
+
+    /// Whether this runs a layer on this CPU: a square 5×5 or 7×7 kernel, stride 1, no
+    /// dilation, padding below the kernel (so the backward-data pass's `r − 1 − p` is not
+    /// negative), enough channels and filters (``minimumChannels``,
+    /// ``minimumChannelSum(kernelSize:)``), AVX2 without AVX-512.
+    static func applies(to g: ConvGeometry, filters: Int) -> Bool {
+        (g.kernel == 5 || g.kernel == 7) && g.stride == 1 && g.dilation == 1
+            && g.padding.height < g.kernel.height && g.padding.width < g.kernel.width
+            && g.channels >= minimumChannels && filters >= minimumChannels
+            && g.channels + filters >= minimumChannelSum(kernelSize: g.kernel.height)
+            && kernels_simd_has_avx2_fma() && ProductKernel.preferred == nil
+            // Far below any size that fits in memory; keeps the workspace arithmetic overflow-free.
+            && g.outputPlaneSize < 1 << 40 && g.channels + filters < 1 << 20
+    }
+
+    /// Distance between two rows of `V` and `M` of `tiles` tiles: a multiple of 16 floats, so
+    /// every row starts on a cache line.
+    private func tileStride(_ tiles: Int) -> Int { (tiles + 15) / 16 * 16 }
+
+    /// Distance between two of the α² planes of a `[α²][channels][tiles]` buffer (padded for the
+    /// reason ``WinogradF2x3/planePadding`` gives).
+    private func planeStride(_ channels: Int, tiles: Int) -> Int { channels * tiles + WinogradF2x3.planePadding }
+
+    /// Distance between two planes of `U` (`[α²][O][I]`).
+    private var weightPlaneStride: Int { filters * geometry.channels + WinogradF2x3.planePadding }
+
+    /// Floats of workspace: `U`, then `V` and `M` for one group of images.
+    var workspaceCount: Int {
+        let stride = tileStride(imagesPerGroup * tilesPerImage)
+        return positions * (weightPlaneStride + planeStride(geometry.channels, tiles: stride) + planeStride(filters, tiles: stride))
+    }
+
+    /// `T[ξ][tap] = G[a][k]·G[b][c]` for ξ = α·a + b and tap = r·k + c: the kernel transform
+    /// `G g Gᵀ` as an α² × r² matrix acting on a kernel's taps. Row i of G (α × r) is point pᵢ's
+    /// powers over the product of its distances to the other points; the point at ∞ keeps the
+    /// last tap.
+    static func transformMatrix(kernelSize r: Int) -> [Float] {
+        let finite: [Double] = r == 5 ? [0, 1, -1, 2, -2] : [0, 1, -1, 2, -2, 0.5, -0.5]
+        var g = finite.map { p in
+            let scale = finite.filter { $0 != p }.reduce(1) { $0 * (p - $1) }
+            return (0..<r).map { k in Float((0..<k).reduce(1.0) { product, _ in product * p } / scale) }
+        }
+        g.append((0..<r).map { $0 == r - 1 ? 1 : 0 })
+        let points = r + 1
+        var matrix = [Float](repeating: 0, count: points * points * r * r)
+        for position in 0..<points * points {
+            for tap in 0..<r * r {
+                matrix[position * r * r + tap] = g[position / points][tap / r] * g[position % points][tap % r]
+            }
+        }
+        return matrix
+    }
+
+    func forward(input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                 output: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>) {
+        // OpenBLAS single-threaded, each step split across Kernels' threads instead (see
+        // ``WinogradF2x3``'s `withKernelsThreading`: an idle OpenBLAS worker spins against them).
+        GEMM.withSingleThreadedOpenBLAS {
+            transformWeights(weight, into: workspace)
+            let g = geometry
+            let (channels, positions) = (g.channels, positions)
+            let transformed = workspace + positions * weightPlaneStride
+            let products = transformed + positions * planeStride(channels, tiles: tileStride(imagesPerGroup * tilesPerImage))
+            for firstImage in stride(from: 0, to: g.batch, by: imagesPerGroup) {
+                let images = min(imagesPerGroup, g.batch - firstImage)
+                let tiles = images * tilesPerImage
+                let stride = tileStride(tiles)
+                let (inputPlane, productPlane) = (planeStride(channels, tiles: stride), planeStride(filters, tiles: stride))
+                transformInput(input + firstImage * g.imageSize, images: images, into: transformed,
+                               rowStride: stride, planeStride: inputPlane)
+                Parallel.forEachDynamic(positions, workPerItem: Parallel.minimumParallelWork) { _, position in
+                    GEMMBackend.openBLAS.multiply(transposeA: false, transposeB: false, m: filters, n: tiles, k: channels,
+                                                  alpha: 1, a: workspace + position * weightPlaneStride, lda: channels,
+                                                  b: transformed + position * inputPlane, ldb: stride,
+                                                  beta: 0, c: products + position * productPlane, ldc: stride)
+                }
+                transformOutput(products, images: images, rowStride: stride, planeStride: productPlane,
+                                into: output + firstImage * filters * g.outputPlaneSize, bias: bias)
+            }
+        }
+    }
+
+    /// `U_ξ = G g Gᵀ` for every kernel, as GEMMs `U = T · Wᵀ` over runs of kernels (the weight
+    /// seen as an `(O·I) × r²` matrix), split across Kernels' threads.
+    private func transformWeights(_ weight: UnsafePointer<Float>, into transformed: UnsafeMutablePointer<Float>) {
+        let taps = kernelSize * kernelSize
+        let (positions, planeStride) = (positions, weightPlaneStride)
+        Self.transformMatrix(kernelSize: kernelSize).withUnsafeBufferPointer { matrix in
+            Parallel.forEach(filters * geometry.channels, workPerItem: positions * taps) { kernels in
+                GEMMBackend.openBLAS.multiply(transposeA: false, transposeB: true, m: positions, n: kernels.count, k: taps,
+                                              alpha: 1, a: matrix.baseAddress!, lda: taps,
+                                              b: weight + kernels.lowerBound * taps, ldb: taps,
+                                              beta: 0, c: transformed + kernels.lowerBound, ldc: planeStride)
+            }
+        }
+    }
+
+    /// `V = Bᵀ d B` of every tile of `images` consecutive images, channels split across cores:
+    /// channel `c`'s row of plane ξ at `transformed + ξ·planeStride + c·rowStride`, image after
+    /// image, tile-row after tile-row.
+    private func transformInput(_ images: UnsafePointer<Float>, images count: Int, into transformed: UnsafeMutablePointer<Float>,
+                                rowStride: Int, planeStride: Int) {
+        let g = geometry
+        let (kernelSize, tilesHigh, tilesWide, tilesPerImage) = (kernelSize, tilesHigh, tilesWide, tilesPerImage)
+        let scratchCount = 2 * points * (tilesWide + points / 2)
+        Parallel.forEach(g.channels, workPerItem: count * tilesPerImage * positions) { channels in
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
+            defer { scratch.deallocate() }
+            for channel in channels {
+                for image in 0..<count {
+                    kernels_winograd_large_input_transform_avx2(kernelSize, images + image * g.imageSize + channel * g.inputPlaneSize,
+                                                                g.height, g.width, g.padding.height, g.padding.width,
+                                                                0, tilesHigh, tilesWide,
+                                                                transformed + channel * rowStride + image * tilesPerImage,
+                                                                planeStride, scratch)
+                }
+            }
+        }
+    }
+
+    /// `Y = Aᵀ M A + bias` into the NCHW output of `images` consecutive images, filters split
+    /// across cores.
+    private func transformOutput(_ products: UnsafePointer<Float>, images count: Int, rowStride: Int, planeStride: Int,
+                                 into output: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?) {
+        let g = geometry
+        let (kernelSize, filters, tilesHigh, tilesWide, tilesPerImage) = (kernelSize, filters, tilesHigh, tilesWide, tilesPerImage)
+        Parallel.forEach(filters, workPerItem: count * tilesPerImage * positions) { filterRange in
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 4 * tilesWide)
+            defer { scratch.deallocate() }
+            for filter in filterRange {
+                for image in 0..<count {
+                    kernels_winograd_large_output_transform_avx2(kernelSize, products + filter * rowStride + image * tilesPerImage,
+                                                                 planeStride, 0, tilesHigh, tilesWide,
+                                                                 output + (image * filters + filter) * g.outputPlaneSize,
+                                                                 g.outputHeight, g.outputWidth, bias?[filter] ?? 0, scratch)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,220 @@
+#include "KernelsSIMD.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+
+#include <immintrin.h>
+
+// Winograd F(2×2, r×r)'s tile transforms for r = 5 and r = 7 (α = r + 1 = 6 or 8 points:
+// 0, ±1, ±2 and, for 8, ±½, plus ∞), eight tiles of one tile-row per step in YMM registers. The
+// matrices are constants the compiler folds into adds, subtracts and FMAs, skipping zeros
+// (a multiply by 0 cannot be dropped under IEEE rules unless the code says so).
+
+#define TARGET __attribute__((target("avx2,fma")))
+#define INLINE TARGET static inline __attribute__((always_inline))
+#define LANES 8
+
+/// Bᵀ for α = 6 (points 0, 1, −1, 2, −2, ∞): row k is the coefficients of the Lagrange
+/// numerator of point k (the last, of the whole node polynomial).
+static const float inputMatrix6[6][6] = {
+    {4, 0, -5, 0, 1, 0},
+    {0, -4, -4, 1, 1, 0},
+    {0, 4, -4, -1, 1, 0},
+    {0, -2, -1, 2, 1, 0},
+    {0, 2, -1, -2, 1, 0},
+    {0, 4, 0, -5, 0, 1},
+};
+
+/// Aᵀ for α = 6: the powers 0 and 1 of each point.
+static const float outputMatrix6[2][6] = {
+    {1, 1, 1, 1, 1, 0},
+    {0, 1, -1, 2, -2, 1},
+};
+
+/// Bᵀ for α = 8 (points 0, 1, −1, 2, −2, ½, −½, ∞).
+static const float inputMatrix8[8][8] = {
+    {-1, 0, 5.25f, 0, -5.25f, 0, 1, 0},
+    {0, 1, 1, -4.25f, -4.25f, 1, 1, 0},
+    {0, -1, 1, 4.25f, -4.25f, -1, 1, 0},
+    {0, 0.5f, 0.25f, -2.5f, -1.25f, 2, 1, 0},
+    {0, -0.5f, 0.25f, 2.5f, -1.25f, -2, 1, 0},
+    {0, 2, 4, -2.5f, -5, 0.5f, 1, 0},
+    {0, -2, 4, 2.5f, -5, -0.5f, 1, 0},
+    {0, -1, 0, 5.25f, 0, -5.25f, 0, 1},
+};
+
+/// Aᵀ for α = 8.
+static const float outputMatrix8[2][8] = {
+    {1, 1, 1, 1, 1, 1, 1, 0},
+    {0, 1, -1, 2, -2, 0.5f, -0.5f, 1},
+};
+
+/// Σ_j coefficients[j]·x[j] over the nonzero coefficients (constants once inlined), starting
+/// from the first term rather than from zero.
+INLINE __m256 combine(const float *coefficients, const __m256 *x, int count) {
+    __m256 sum = _mm256_setzero_ps();
+    int started = 0;
+    #pragma unroll
+    for (int j = 0; j < count; j++) {
+        const float c = coefficients[j];
+        if (c == 0) continue;
+        if (!started) {
+            sum = c == 1 ? x[j] : _mm256_mul_ps(_mm256_set1_ps(c), x[j]);
+            started = 1;
+        } else if (c == 1) {
+            sum = _mm256_add_ps(sum, x[j]);
+        } else if (c == -1) {
+            sum = _mm256_sub_ps(sum, x[j]);
+        } else {
+            sum = _mm256_fmadd_ps(_mm256_set1_ps(c), x[j], sum);
+        }
+    }
+    return sum;
+}
+
+/// One input row of the plane (`y` may be in the padding: zeros) split into its even and odd
+/// padded columns: even[u] = column 2u − paddingLeft, odd[u] = column 2u + 1 − paddingLeft,
+/// for u < length. A tile's d_j (j = 2q or 2q + 1) over eight tiles is then one unaligned load.
+static inline void splitRow(const float *plane, long height, long width, long y, long paddingLeft,
+                            float *even, float *odd, long length) {
+    if (y < 0 || y >= height) {
+        for (long u = 0; u < length; u++) even[u] = odd[u] = 0;
+        return;
+    }
+    const float *row = plane + y * width;
+    for (long u = 0; u < length; u++) {
+        const long x = 2 * u - paddingLeft;
+        even[u] = x >= 0 && x < width ? row[x] : 0;
+        odd[u] = x + 1 >= 0 && x + 1 < width ? row[x + 1] : 0;
+    }
+}
+
+/// V = Bᵀ d B for every tile of the span, eight tiles a step: each of the α rows' d·B, then Bᵀ
+/// down the columns.
+INLINE void inputTransform(const int alpha, const float *matrix, const float *plane, long height, long width,
+                           long paddingTop, long paddingLeft, long firstTileRow, long tileRows, long tilesWide,
+                           float *transformed, long planeStride, float *scratch) {
+    const long length = tilesWide + alpha / 2;
+    for (long tileRow = 0; tileRow < tileRows; tileRow++) {
+        const long top = 2 * (firstTileRow + tileRow) - paddingTop;
+        #pragma unroll
+        for (int i = 0; i < alpha; i++) {
+            splitRow(plane, height, width, top + i, paddingLeft, scratch + 2 * i * length,
+                     scratch + (2 * i + 1) * length, length);
+        }
+        float *destination = transformed + tileRow * tilesWide;
+        for (long tx = 0; tx < tilesWide; tx += LANES) {
+            __m256 rows[8][8];
+            #pragma unroll
+            for (int i = 0; i < alpha; i++) {
+                __m256 d[8];
+                const float *even = scratch + 2 * i * length + tx, *odd = even + length;
+                #pragma unroll
+                for (int q = 0; q < alpha / 2; q++) {
+                    d[2 * q] = _mm256_loadu_ps(even + q);
+                    d[2 * q + 1] = _mm256_loadu_ps(odd + q);
+                }
+                #pragma unroll
+                for (int l = 0; l < alpha; l++) rows[i][l] = combine(matrix + l * alpha, d, alpha);
+            }
+            #pragma unroll
+            for (int l = 0; l < alpha; l++) {
+                __m256 column[8];
+                #pragma unroll
+                for (int i = 0; i < alpha; i++) column[i] = rows[i][l];
+                #pragma unroll
+                for (int k = 0; k < alpha; k++) {
+                    _mm256_storeu_ps(destination + (k * alpha + l) * planeStride + tx, combine(matrix + k * alpha, column, alpha));
+                }
+            }
+        }
+    }
+}
+
+/// Y = Aᵀ M A (+ bias) for every tile of the span, eight tiles a step, each tile's 2 × 2
+/// outputs interleaved back into two rows of `scratch` (2·tilesWide floats each) and the rows
+/// inside the plane copied out.
+INLINE void outputTransform(const int alpha, const float *matrix, const float *products, long planeStride,
+                            long firstTileRow, long tileRows, long tilesWide, float *plane, long outputHeight,
+                            long outputWidth, float bias, float *scratch) {
+    const __m256 offset = _mm256_set1_ps(bias);
+    const long rowLength = 2 * tilesWide;
+    for (long tileRow = 0; tileRow < tileRows; tileRow++) {
+        const float *source = products + tileRow * tilesWide;
+        for (long tx = 0; tx < tilesWide; tx += LANES) {
+            // Aᵀ down each column l, then across: y[a][b] = Σ_l Aᵀ[b][l]·s[a][l].
+            __m256 sums[2][8];
+            #pragma unroll
+            for (int l = 0; l < alpha; l++) {
+                __m256 column[8];
+                #pragma unroll
+                for (int k = 0; k < alpha; k++) column[k] = _mm256_loadu_ps(source + (k * alpha + l) * planeStride + tx);
+                sums[0][l] = combine(matrix, column, alpha);
+                sums[1][l] = combine(matrix + alpha, column, alpha);
+            }
+            #pragma unroll
+            for (int a = 0; a < 2; a++) {
+                const __m256 left = _mm256_add_ps(combine(matrix, sums[a], alpha), offset);
+                const __m256 right = _mm256_add_ps(combine(matrix + alpha, sums[a], alpha), offset);
+                // Per 128-bit half: l0 r0 l1 r1 | l2 r2 l3 r3, then the halves in column order.
+                const __m256 low = _mm256_unpacklo_ps(left, right), high = _mm256_unpackhi_ps(left, right);
+                float *row = scratch + a * rowLength + 2 * tx;
+                _mm256_storeu_ps(row, _mm256_permute2f128_ps(low, high, 0x20));
+                _mm256_storeu_ps(row + LANES, _mm256_permute2f128_ps(low, high, 0x31));
+            }
+        }
+        #pragma unroll
+        for (int a = 0; a < 2; a++) {
+            const long y = 2 * (firstTileRow + tileRow) + a;
+            if (y >= outputHeight) break;
+            const float *row = scratch + a * rowLength;
+            float *destination = plane + y * outputWidth;
+            for (long x = 0; x < outputWidth; x++) destination[x] = row[x];
+        }
+    }
+}
+
+TARGET void kernels_winograd_large_input_transform_avx2(long kernelSize, const float *plane, long height, long width,
+                                                        long paddingTop, long paddingLeft,
+                                                        long firstTileRow, long tileRows, long tilesWide,
+                                                        float *transformed, long planeStride, float *scratch) {
+    if (kernelSize == 5) {
+        inputTransform(6, &inputMatrix6[0][0], plane, height, width, paddingTop, paddingLeft, firstTileRow, tileRows,
+                       tilesWide, transformed, planeStride, scratch);
+    } else {
+        inputTransform(8, &inputMatrix8[0][0], plane, height, width, paddingTop, paddingLeft, firstTileRow, tileRows,
+                       tilesWide, transformed, planeStride, scratch);
+    }
+}
+
+TARGET void kernels_winograd_large_output_transform_avx2(long kernelSize, const float *products, long planeStride,
+                                                         long firstTileRow, long tileRows, long tilesWide,
+                                                         float *plane, long outputHeight, long outputWidth,
+                                                         float bias, float *scratch) {
+    if (kernelSize == 5) {
+        outputTransform(6, &outputMatrix6[0][0], products, planeStride, firstTileRow, tileRows, tilesWide, plane,
+                        outputHeight, outputWidth, bias, scratch);
+    } else {
+        outputTransform(8, &outputMatrix8[0][0], products, planeStride, firstTileRow, tileRows, tilesWide, plane,
+                        outputHeight, outputWidth, bias, scratch);
+    }
+}
+
+#else
+
+// Never called: the Swift side checks kernels_simd_has_avx2_fma() first.
+void kernels_winograd_large_input_transform_avx2(long kernelSize, const float *plane, long height, long width,
+                                                 long paddingTop, long paddingLeft,
+                                                 long firstTileRow, long tileRows, long tilesWide,
+                                                 float *transformed, long planeStride, float *scratch) {
+    (void)kernelSize; (void)plane; (void)height; (void)width; (void)paddingTop; (void)paddingLeft;
+    (void)firstTileRow; (void)tileRows; (void)tilesWide; (void)transformed; (void)planeStride; (void)scratch;
+}
+void kernels_winograd_large_output_transform_avx2(long kernelSize, const float *products, long planeStride,
+                                                  long firstTileRow, long tileRows, long tilesWide,
+                                                  float *plane, long outputHeight, long outputWidth,
+                                                  float bias, float *scratch) {
+    (void)kernelSize; (void)products; (void)planeStride; (void)firstTileRow; (void)tileRows; (void)tilesWide;
+    (void)plane; (void)outputHeight; (void)outputWidth; (void)bias; (void)scratch;
+}
+
+#endif

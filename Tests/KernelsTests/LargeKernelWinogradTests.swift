@@ -1,0 +1,103 @@
+import Testing
+import KernelsSIMD
+@testable import Kernels
+
+/// Winograd F(2×2, 5×5) and F(2×2, 7×7) against the float64 reference: run directly on any CPU
+/// with AVX2 (odd sizes with half tiles, every padding it takes, rectangular padding, one
+/// image per group over a batch, with and without a bias), and through `Conv2D` where the
+/// engine gives it the forward and backward-data passes (AVX2-only CPUs).
+@Suite struct LargeKernelWinogradTests {
+    typealias Case = (input: [Int], filters: Int, kernel: Int, padding: Size2D)
+
+    static let cases: [Case] = [
+        ([2, 32, 9, 11], 40, 5, 2),                                   // odd output: the last tile-row and column cut in half
+        ([1, 33, 5, 5], 35, 5, 0),                                    // output 1×1
+        ([3, 32, 6, 13], 64, 5, Size2D(height: 4, width: 1)),         // padding 4: the backward pass's 0
+        ([2, 36, 12, 17], 32, 7, 3),
+        ([1, 32, 7, 8], 33, 7, Size2D(height: 0, width: 6)),
+        ([2, 34, 20, 35], 36, 7, 2),                                  // 18 tiles a row: three steps of 8, the last partial
+    ]
+
+    @Test func forwardMatchesTheReference() throws {
+        guard kernels_simd_has_avx2_fma() else { return }
+        var generator = SeededGenerator(seed: 171)
+        for c in Self.cases {
+            let g = try ConvGeometry(batch: c.input[0], channels: c.input[1], height: c.input[2], width: c.input[3],
+                                     kernel: Size2D(c.kernel), padding: c.padding)
+            let x = Tensor.random(c.input, using: &generator)
+            let w = Tensor.random([c.filters, c.input[1], c.kernel, c.kernel], using: &generator)
+            let b = Tensor.random([c.filters], using: &generator)
+            let params = Reference.Params(padding: c.padding)
+            let withoutBias = Reference.conv2d(x, w, nil, params).values
+            let withBiasAdded = withoutBias.indices.map { withoutBias[$0] + Double(b.scalars[$0 / g.outputPlaneSize % c.filters]) }
+            // Groups of every image at once, and of one image each.
+            for maximumImagesPerGroup in [Int.max, 1] {
+                let winograd = LargeKernelWinograd(geometry: g, filters: c.filters, maximumImagesPerGroup: maximumImagesPerGroup)
+                for withBias in [true, false] {
+                    var output = [Float](repeating: .nan, count: g.batch * c.filters * g.outputPlaneSize)
+                    var workspace = [Float](repeating: .nan, count: winograd.workspaceCount)
+                    x.withPointer { x in
+                        w.withPointer { w in
+                            b.withPointer { b in
+                                winograd.forward(input: x, weight: w, bias: withBias ? b : nil, output: &output, workspace: &workspace)
+                            }
+                        }
+                    }
+                    #expect(relativeError(output, withBias ? withBiasAdded : withoutBias) <= 2e-4,
+                            "\(c) bias \(withBias) images per group \(maximumImagesPerGroup)")
+                }
+            }
+        }
+    }
+
+    /// Which layers the engine gives it, both passes (the backward-data pass has the layer's
+    /// channels and filters swapped, the same sum), and their results through `Conv2D`.
+    static let layers: [(layer: Case, runsHere: Bool)] = [
+        (([2, 32, 10, 9], 64, 5, 2), true),                           // 96 channels and filters at 5×5
+        (([2, 32, 10, 9], 32, 5, 2), false),                          // 64: the direct kernel
+        (([1, 64, 9, 12], 64, 7, 3), true),                           // 128 at 7×7
+        (([1, 32, 9, 12], 64, 7, 3), false),                          // 96 at 7×7: the channel-last kernel
+        (([2, 16, 10, 9], 128, 5, 2), false),                         // 16 channels
+        (([2, 64, 10, 9], 64, 3, 1), false),                          // 3×3: F(2×2, 3×3)'s
+    ]
+
+    @Test func conv2DRunsItWhereItPays() throws {
+        var generator = SeededGenerator(seed: 172)
+        let avx2Only = kernels_simd_has_avx2_fma() && DirectConvolution.InstructionSet.widest != .avx512
+        for (c, runsHere) in Self.layers {
+            let conv = Conv2D(padding: c.padding)
+            let engine = try conv.makeEngine(input: c.input, weight: [c.filters, c.input[1], c.kernel, c.kernel])
+            #expect((engine.forwardLargeWinograd != nil) == (avx2Only && runsHere), "\(c)")
+            #expect((engine.backwardDataLargeWinograd != nil) == (avx2Only && runsHere), "\(c)")
+            if avx2Only && runsHere {
+                guard case .convolution(let convolution) = engine.forwardPath else {
+                    Issue.record("\(c): the forward pass is not a convolution")
+                    continue
+                }
+                #expect(convolution is LargeKernelWinograd, "\(c)")
+                guard case .rotated(let rotated) = engine.backwardDataPath else {
+                    Issue.record("\(c): the backward-data pass is not on the rotated kernels")
+                    continue
+                }
+                #expect(rotated is LargeKernelWinograd, "\(c)")
+            }
+            let layer = (input: c.input, filters: c.filters, kernel: Size2D(c.kernel), stride: Size2D(1), padding: c.padding,
+                         dilation: Size2D(1))
+            try ChannelLastConvolutionTests.expectForwardAndBackwardDataMatchTheReference(layer, conv: conv, generator: &generator)
+        }
+    }
+
+    /// The kernel transform's rows for 5×5 are G's, `G g Gᵀ` with G the Lagrange basis over the
+    /// points 0, ±1, ±2 and ∞ (Lavin & Gray's F(2, 5)): spot values checked against the
+    /// exact fractions.
+    @Test func kernelTransformHasTheExactFractions() {
+        let matrix = LargeKernelWinograd.transformMatrix(kernelSize: 5)
+        #expect(matrix.count == 36 * 25)
+        // ξ = 0 (point 0 twice) keeps tap 0 scaled by (1/4)²; ξ = 35 (∞ twice) keeps tap 24.
+        #expect(matrix[0] == 1.0 / 16)
+        #expect(matrix[1..<25].allSatisfy { $0 == 0 })
+        #expect(matrix[35 * 25 + 24] == 1)
+        // ξ = 6·3 + 4 (points 2 and −2), tap 5·4 + 4: (2⁴/24)·((−2)⁴/24) = (2/3)².
+        #expect(abs(matrix[22 * 25 + 24] - Float(4.0 / 9)) <= 1e-7)
+    }
+}
