@@ -167,7 +167,7 @@ struct LargeKernelWinograd: ForwardConvolution {
                                 rowStride: Int, planeStride: Int) {
         let g = geometry
         let (kernelSize, tilesHigh, tilesWide, tilesPerImage) = (kernelSize, tilesHigh, tilesWide, tilesPerImage)
-        let scratchCount = 2 * points * (tilesWide + points / 2)
+        let scratchCount = kernels_winograd_large_input_scratch_count(kernelSize, tilesWide)
         Parallel.forEach(g.channels, workPerItem: count * tilesPerImage * positions) { channels in
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
             defer { scratch.deallocate() }

@@ -74,56 +74,92 @@ INLINE __m256 combine(const float *coefficients, const __m256 *x, int count) {
 /// One input row of the plane (`y` may be in the padding: zeros) split into its even and odd
 /// padded columns: even[u] = column 2u − paddingLeft, odd[u] = column 2u + 1 − paddingLeft,
 /// for u < length. A tile's d_j (j = 2q or 2q + 1) over eight tiles is then one unaligned load.
-static inline void splitRow(const float *plane, long height, long width, long y, long paddingLeft,
-                            float *even, float *odd, long length) {
+/// Eight pairs a step where both columns are inside the row, one at a time at the edges.
+TARGET static inline void splitRow(const float *plane, long height, long width, long y, long paddingLeft,
+                                   float *even, float *odd, long length) {
     if (y < 0 || y >= height) {
         for (long u = 0; u < length; u++) even[u] = odd[u] = 0;
         return;
     }
     const float *row = plane + y * width;
-    for (long u = 0; u < length; u++) {
+    // Vector steps cover u in [first, last): 2u − paddingLeft ≥ 0 and 2(u + 7) + 1 − paddingLeft < width.
+    const long first = (paddingLeft + 1) / 2;
+    long last = (width + paddingLeft) / 2 - LANES + 1;
+    if (last > length - LANES + 1) last = length - LANES + 1;
+    long u = 0;
+    for (; u < first && u < length; u++) {
+        const long x = 2 * u - paddingLeft;
+        even[u] = x >= 0 && x < width ? row[x] : 0;
+        odd[u] = x + 1 >= 0 && x + 1 < width ? row[x + 1] : 0;
+    }
+    for (; u < last; u += LANES) {
+        const float *source = row + 2 * u - paddingLeft;
+        const __m256 a = _mm256_loadu_ps(source), b = _mm256_loadu_ps(source + LANES);
+        const __m256 low = _mm256_permute2f128_ps(a, b, 0x20), high = _mm256_permute2f128_ps(a, b, 0x31);
+        _mm256_storeu_ps(even + u, _mm256_shuffle_ps(low, high, 0x88));
+        _mm256_storeu_ps(odd + u, _mm256_shuffle_ps(low, high, 0xDD));
+    }
+    for (; u < length; u++) {
         const long x = 2 * u - paddingLeft;
         even[u] = x >= 0 && x < width ? row[x] : 0;
         odd[u] = x + 1 >= 0 && x + 1 < width ? row[x + 1] : 0;
     }
 }
 
-/// V = Bᵀ d B for every tile of the span, eight tiles a step: each of the α rows' d·B, then Bᵀ
-/// down the columns.
+/// Tile-rows transformed per pass over a band of split rows: bounds the scratch whatever the
+/// plane's height (see kernels_winograd_large_input_scratch_count).
+#define BAND_TILE_ROWS 16
+
+/// The row transform d·B of eight tiles of split row `i` (even and odd halves `length` apart).
+INLINE void rowTransform(const int alpha, const float *matrix, const float *even, long length, __m256 out[8]) {
+    __m256 d[8];
+#pragma unroll
+    for (int q = 0; q < alpha / 2; q++) {
+        d[2 * q] = _mm256_loadu_ps(even + q);
+        d[2 * q + 1] = _mm256_loadu_ps(even + length + q);
+    }
+#pragma unroll
+    for (int l = 0; l < alpha; l++) out[l] = combine(matrix + l * alpha, d, alpha);
+}
+
+/// V = Bᵀ d B for every tile of the span. By bands of tile-rows: each input row of a band is
+/// split into even and odd columns once, then by columns of eight tiles down the band, where
+/// consecutive tile-rows share α − 2 input rows: each row's d·B is computed once and shifted
+/// up, two new rows a tile-row, then Bᵀ down the columns.
 INLINE void inputTransform(const int alpha, const float *matrix, const float *plane, long height, long width,
                            long paddingTop, long paddingLeft, long firstTileRow, long tileRows, long tilesWide,
                            float *transformed, long planeStride, float *scratch) {
     const long length = tilesWide + alpha / 2;
-    for (long tileRow = 0; tileRow < tileRows; tileRow++) {
-        const long top = 2 * (firstTileRow + tileRow) - paddingTop;
-        #pragma unroll
-        for (int i = 0; i < alpha; i++) {
-            splitRow(plane, height, width, top + i, paddingLeft, scratch + 2 * i * length,
-                     scratch + (2 * i + 1) * length, length);
+    for (long bandStart = 0; bandStart < tileRows; bandStart += BAND_TILE_ROWS) {
+        const long bandRows = tileRows - bandStart < BAND_TILE_ROWS ? tileRows - bandStart : BAND_TILE_ROWS;
+        const long top = 2 * (firstTileRow + bandStart) - paddingTop;
+        const long inputRows = 2 * bandRows + alpha - 2;
+        for (long r = 0; r < inputRows; r++) {
+            splitRow(plane, height, width, top + r, paddingLeft, scratch + 2 * r * length, scratch + (2 * r + 1) * length, length);
         }
-        float *destination = transformed + tileRow * tilesWide;
         for (long tx = 0; tx < tilesWide; tx += LANES) {
             __m256 rows[8][8];
-            #pragma unroll
-            for (int i = 0; i < alpha; i++) {
-                __m256 d[8];
-                const float *even = scratch + 2 * i * length + tx, *odd = even + length;
-                #pragma unroll
-                for (int q = 0; q < alpha / 2; q++) {
-                    d[2 * q] = _mm256_loadu_ps(even + q);
-                    d[2 * q + 1] = _mm256_loadu_ps(odd + q);
+#pragma unroll
+            for (int i = 0; i < alpha - 2; i++) rowTransform(alpha, matrix, scratch + 2 * i * length + tx, length, rows[i]);
+            for (long tileRow = 0; tileRow < bandRows; tileRow++) {
+                const long newest = 2 * tileRow + alpha - 2;
+                rowTransform(alpha, matrix, scratch + 2 * newest * length + tx, length, rows[alpha - 2]);
+                rowTransform(alpha, matrix, scratch + 2 * (newest + 1) * length + tx, length, rows[alpha - 1]);
+                float *destination = transformed + (bandStart + tileRow) * tilesWide + tx;
+#pragma unroll
+                for (int l = 0; l < alpha; l++) {
+                    __m256 column[8];
+#pragma unroll
+                    for (int i = 0; i < alpha; i++) column[i] = rows[i][l];
+#pragma unroll
+                    for (int k = 0; k < alpha; k++) {
+                        _mm256_storeu_ps(destination + (k * alpha + l) * planeStride, combine(matrix + k * alpha, column, alpha));
+                    }
                 }
-                #pragma unroll
-                for (int l = 0; l < alpha; l++) rows[i][l] = combine(matrix + l * alpha, d, alpha);
-            }
-            #pragma unroll
-            for (int l = 0; l < alpha; l++) {
-                __m256 column[8];
-                #pragma unroll
-                for (int i = 0; i < alpha; i++) column[i] = rows[i][l];
-                #pragma unroll
-                for (int k = 0; k < alpha; k++) {
-                    _mm256_storeu_ps(destination + (k * alpha + l) * planeStride + tx, combine(matrix + k * alpha, column, alpha));
+#pragma unroll
+                for (int i = 0; i < alpha - 2; i++) {
+#pragma unroll
+                    for (int l = 0; l < alpha; l++) rows[i][l] = rows[i + 2][l];
                 }
             }
         }
@@ -173,6 +209,11 @@ INLINE void outputTransform(const int alpha, const float *matrix, const float *p
     }
 }
 
+long kernels_winograd_large_input_scratch_count(long kernelSize, long tilesWide) {
+    const long alpha = kernelSize + 1;
+    return (2 * BAND_TILE_ROWS + alpha - 2) * 2 * (tilesWide + alpha / 2);
+}
+
 TARGET void kernels_winograd_large_input_transform_avx2(long kernelSize, const float *plane, long height, long width,
                                                         long paddingTop, long paddingLeft,
                                                         long firstTileRow, long tileRows, long tilesWide,
@@ -200,6 +241,11 @@ TARGET void kernels_winograd_large_output_transform_avx2(long kernelSize, const 
 }
 
 #else
+
+long kernels_winograd_large_input_scratch_count(long kernelSize, long tilesWide) {
+    (void)kernelSize; (void)tilesWide;
+    return 0;
+}
 
 // Never called: the Swift side checks kernels_simd_has_avx2_fma() first.
 void kernels_winograd_large_input_transform_avx2(long kernelSize, const float *plane, long height, long width,

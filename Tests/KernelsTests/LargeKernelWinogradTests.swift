@@ -3,8 +3,9 @@ import KernelsSIMD
 @testable import Kernels
 
 /// Winograd F(2×2, 5×5) and F(2×2, 7×7) against the float64 reference: run directly on any CPU
-/// with AVX2 (odd sizes with half tiles, every padding it takes, rectangular padding, one
-/// image per group over a batch, with and without a bias), and through `Conv2D` where the
+/// with AVX2 (odd sizes with half tiles, every padding it takes, rectangular padding, more
+/// tile-rows than one band of the input transform, one image per group over a batch, with and
+/// without a bias), and through `Conv2D` where the
 /// engine gives it the forward and backward-data passes (AVX2-only CPUs).
 @Suite struct LargeKernelWinogradTests {
     typealias Case = (input: [Int], filters: Int, kernel: Int, padding: Size2D)
@@ -16,6 +17,7 @@ import KernelsSIMD
         ([2, 36, 12, 17], 32, 7, 3),
         ([1, 32, 7, 8], 33, 7, Size2D(height: 0, width: 6)),
         ([2, 34, 20, 35], 36, 7, 2),                                  // 18 tiles a row: three steps of 8, the last partial
+        ([1, 32, 36, 41], 33, 5, Size2D(height: 2, width: 3)),        // 18 tile-rows: a band of 16, then 2; odd left padding
     ]
 
     @Test func forwardMatchesTheReference() throws {

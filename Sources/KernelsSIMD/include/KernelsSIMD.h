@@ -184,7 +184,9 @@ void kernels_pack_taps_avx512(const float *source, long rows, long sourceStride,
 /// `paddingLeft` (tile (ty, tx) reads α × α pixels from row 2·ty − paddingTop, column
 /// 2·tx − paddingLeft; zero outside the plane), position ξ = α·k + l of `Bᵀ d B` of tile t of the
 /// span goes to `transformed[ξ·planeStride + t]`, `tilesWide` tiles (a multiple of 8) per
-/// tile-row. `scratch` holds 2·α·(tilesWide + α/2) floats. Requires kernels_simd_has_avx2_fma().
+/// tile-row. `scratch` holds kernels_winograd_large_input_scratch_count(kernelSize, tilesWide)
+/// floats. Requires kernels_simd_has_avx2_fma().
+long kernels_winograd_large_input_scratch_count(long kernelSize, long tilesWide);
 void kernels_winograd_large_input_transform_avx2(long kernelSize, const float *plane, long height, long width,
                                                  long paddingTop, long paddingLeft,
                                                  long firstTileRow, long tileRows, long tilesWide,
