@@ -8,9 +8,9 @@
 ///
 /// Nine algorithms, chosen by shape:
 /// - 3×3 stride-1 with enough channels: Winograd F(2×2, 3×3) for all passes (``WinogradF2x3``).
-/// - 5×5 and 7×7 stride-1 with enough channels and filters on AVX2-only CPUs: Winograd
-///   F(2×2, 5×5) and F(2×2, 7×7) for the forward and backward-data passes
-///   (``LargeKernelWinograd``; backward-data on the rotated kernels).
+/// - 5×5 and 7×7 stride-1 with 32+ channels and 32+ filters on AVX2-only CPUs: Winograd
+///   F(2×2, 5×5) and F(2×2, 7×7) for all passes (``LargeKernelWinograd``; backward-data on the
+///   rotated kernels).
 /// - few input channels, or a 5×5+ stride-1 kernel with few filters, on AVX2 CPUs: a direct
 ///   convolution (``DirectConvolution``) for the forward pass and the weight gradient, and for
 ///   the backward-data pass of stride-1 layers where the rotated kernel qualifies too (on
@@ -185,7 +185,8 @@ struct ConvolutionEngine {
     }
 
     /// 5×5 and 7×7 stride-1 layers with 32+ channels and filters on AVX2-only CPUs: the forward
-    /// pass by Winograd F(2×2, r×r) (see ``LargeKernelWinograd``), ahead of the channel-last kernel.
+    /// pass and the weight gradient by Winograd F(2×2, r×r) (see ``LargeKernelWinograd``), ahead
+    /// of the channel-last and direct kernels.
     var forwardLargeWinograd: LargeKernelWinograd? {
         guard backend == .openBLAS, LargeKernelWinograd.applies(to: geometry, filters: filters) else { return nil }
         return LargeKernelWinograd(geometry: geometry, filters: filters)
@@ -246,6 +247,7 @@ struct ConvolutionEngine {
     /// What runs the weight gradient, else im2col + GEMM blocks (`columns`).
     enum WeightGradientPath {
         case winograd
+        case largeWinograd(LargeKernelWinograd)
         case channelLast(ChannelLastWeightGradient)
         case direct(DirectConvolution)
         case pointwise(PointwiseWeightGradient)
@@ -279,6 +281,7 @@ struct ConvolutionEngine {
 
     var weightGradientPath: WeightGradientPath {
         if usesWinograd { return .winograd }
+        if let winograd = forwardLargeWinograd { return .largeWinograd(winograd) }
         if let channelLast = channelLastWeightGradient { return .channelLast(channelLast) }
         if let direct = forwardDirect { return .direct(direct) }
         if let pointwise = pointwiseWeightGradient { return .pointwise(pointwise) }
@@ -312,6 +315,7 @@ struct ConvolutionEngine {
         case .winograd, .pointwise, .columns: 0
         }
         let weightGradient = switch weightGradientPath {
+        case .largeWinograd(let winograd): winograd.workspaceCount
         case .channelLast(let channelLast): channelLast.workspaceCount
         case .direct(let direct): direct.weightGradientWorkspaceCount
         case .pointwise(let pointwise): pointwise.workspaceCount
@@ -551,6 +555,9 @@ struct ConvolutionEngine {
         case .winograd:
             return forwardWinograd.weightGradient(input: input, outputGradient: outputGradient,
                                                   weightGradient: weightGradient, workspace: workspace!)
+        case .largeWinograd(let winograd):
+            return winograd.weightGradient(input: input, outputGradient: outputGradient,
+                                           weightGradient: weightGradient, workspace: workspace!)
         case .channelLast(let channelLast):
             return channelLast.run(input: input, outputGradient: outputGradient, weightGradient: weightGradient, workspace: workspace!)
         case .direct(let direct):

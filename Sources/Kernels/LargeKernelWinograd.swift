@@ -1,7 +1,7 @@
 import KernelsSIMD
 
 /// Winograd F(2×2, r×r) for 5×5 and 7×7 stride-1 layers on AVX2-only CPUs: the forward pass,
-/// and the backward-data pass as a forward pass on the rotated kernels.
+/// the backward-data pass as a forward pass on the rotated kernels, and the weight gradient.
 ///
 /// Each 2×2 output tile comes from an α×α input tile (α = r + 1: 6 or 8) with α² multiplies per
 /// channel pair instead of 4·r²: 36 for 100 (5×5), 64 for 196 (7×7). As in ``WinogradF2x3``
@@ -17,8 +17,7 @@ import KernelsSIMD
 /// largest output (measured in the tests against float64 loops; the library's tolerance is 2e-4).
 ///
 /// Not on AVX-512 CPUs, where the channel-last kernel runs 16-float vectors and Winograd's
-/// products would want the product kernel (not measured there), and not for the weight
-/// gradient, which stays on the channel-last products.
+/// products would want the product kernel (not measured there).
 struct LargeKernelWinograd: ForwardConvolution {
     let geometry: ConvGeometry
     let filters: Int
@@ -52,27 +51,22 @@ struct LargeKernelWinograd: ForwardConvolution {
         imagesPerGroup = max(1, min(geometry.batch, wanted, affordable, maximumImagesPerGroup))
     }
 
-    /// Fewest channels, and fewest filters: below them the GEMMs' short sides and the
-    /// transforms cost more than the multiplies saved.
+    /// Fewest channels, and fewest filters: below them the GEMMs' short sides and the transforms
+    /// cost more than the multiplies saved. Call-by-call pairs on a 2-core AMD EPYC (Zen 3),
+    /// this ÷ the direct or channel-last kernel and its products: 8×32×64×64 → 32 5×5 forward
+    /// 0.90, backward-data 1.00, weight gradient 0.65, forward+backward 0.80; 8×32×28×28 → 32
+    /// 7×7 0.94, 1.02, 0.84, 0.98; 8×32×56×56 → 64 7×7 0.97, 0.87, 0.70; 8×64×28×28 → 64 7×7
+    /// 0.70 (0.87, then 0.80 of that from the input transform's columns), 0.88, 0.58;
+    /// 8×96×27×27 → 256 5×5 0.64–0.67, 0.67, 0.58; but 8×16×64×64 → 16 7×7 1.39, 1.38, 1.05.
     static let minimumChannels = 32
-
-    /// Fewest channels and filters together for an r×r kernel: 96 for 5×5, 128 for 7×7, whose
-    /// 64 planes cost more to transform. Call-by-call pairs on a 2-core AMD EPYC (Zen 3), forward,
-    /// channel-last or direct kernel ÷ this: 5×5 8×32×64×64 → 32 0.94, 8×32×32×32 → 64 1.11,
-    /// 8×48×28×28 → 48 1.09, 8×32×56×56 → 96 1.11, 8×64×32×32 → 128 1.47, 8×96×27×27 → 256
-    /// 1.50–1.57; 7×7 8×32×28×28 → 32 0.80, 8×32×56×56 → 64 1.00, 8×64×28×28 → 64 1.15,
-    /// 8×128×14×14 → 128 1.50. Backward-data alike (the same layers with the sides swapped).
-    static func minimumChannelSum(kernelSize: Int) -> Int { kernelSize == 5 ? 96 : 128 }
 
     /// Whether this runs a layer on this CPU: a square 5×5 or 7×7 kernel, stride 1, no
     /// dilation, padding below the kernel (so the backward-data pass's `r − 1 − p` is not
-    /// negative), enough channels and filters (``minimumChannels``,
-    /// ``minimumChannelSum(kernelSize:)``), AVX2 without AVX-512.
+    /// negative), ``minimumChannels`` channels and filters, AVX2 without AVX-512.
     static func applies(to g: ConvGeometry, filters: Int) -> Bool {
         (g.kernel == 5 || g.kernel == 7) && g.stride == 1 && g.dilation == 1
             && g.padding.height < g.kernel.height && g.padding.width < g.kernel.width
             && g.channels >= minimumChannels && filters >= minimumChannels
-            && g.channels + filters >= minimumChannelSum(kernelSize: g.kernel.height)
             && kernels_simd_has_avx2_fma() && ProductKernel.preferred == nil
             // Far below any size that fits in memory; keeps the workspace arithmetic overflow-free.
             && g.outputPlaneSize < 1 << 40 && g.channels + filters < 1 << 20
@@ -116,31 +110,107 @@ struct LargeKernelWinograd: ForwardConvolution {
         return matrix
     }
 
+    /// One group of images and the workspace carved for it: `U` (or `dU`) at the start, then `V`
+    /// (`[α²][channels][stride]`) and `M` (`[α²][filters][stride]`) for its `tiles` tiles.
+    private struct Group {
+        let firstImage: Int
+        let images: Int
+        let tiles: Int
+        /// Distance between two rows of `V` and `M` (``tileStride(_:)``).
+        let stride: Int
+        let transformed: UnsafeMutablePointer<Float>
+        let inputPlane: Int
+        let products: UnsafeMutablePointer<Float>
+        let productPlane: Int
+    }
+
+    /// Calls `body` for consecutive groups of at most ``imagesPerGroup`` images, all through the
+    /// same workspace, with OpenBLAS single-threaded and each step split across Kernels' threads
+    /// instead (see ``WinogradF2x3``'s `withKernelsThreading`: an idle OpenBLAS worker spins
+    /// against them).
+    private func forEachGroup(workspace: UnsafeMutablePointer<Float>, _ body: (Group) -> Void) {
+        let g = geometry
+        let transformed = workspace + positions * weightPlaneStride
+        let products = transformed + positions * planeStride(g.channels, tiles: tileStride(imagesPerGroup * tilesPerImage))
+        for firstImage in stride(from: 0, to: g.batch, by: imagesPerGroup) {
+            let images = min(imagesPerGroup, g.batch - firstImage)
+            let tiles = images * tilesPerImage
+            let stride = tileStride(tiles)
+            body(Group(firstImage: firstImage, images: images, tiles: tiles, stride: stride,
+                       transformed: transformed, inputPlane: planeStride(g.channels, tiles: stride),
+                       products: products, productPlane: planeStride(filters, tiles: stride)))
+        }
+    }
+
+    /// Runs `body(position)` for the α² positions, taken one at a time by Kernels' threads.
+    private func forEachPosition(_ body: (Int) -> Void) {
+        Parallel.forEachDynamic(positions, workPerItem: Parallel.minimumParallelWork) { _, position in body(position) }
+    }
+
     func forward(input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                  output: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>) {
-        // OpenBLAS single-threaded, each step split across Kernels' threads instead (see
-        // ``WinogradF2x3``'s `withKernelsThreading`: an idle OpenBLAS worker spins against them).
+        let g = geometry
         GEMM.withSingleThreadedOpenBLAS {
             transformWeights(weight, into: workspace)
-            let g = geometry
-            let (channels, positions) = (g.channels, positions)
-            let transformed = workspace + positions * weightPlaneStride
-            let products = transformed + positions * planeStride(channels, tiles: tileStride(imagesPerGroup * tilesPerImage))
-            for firstImage in stride(from: 0, to: g.batch, by: imagesPerGroup) {
-                let images = min(imagesPerGroup, g.batch - firstImage)
-                let tiles = images * tilesPerImage
-                let stride = tileStride(tiles)
-                let (inputPlane, productPlane) = (planeStride(channels, tiles: stride), planeStride(filters, tiles: stride))
-                transformInput(input + firstImage * g.imageSize, images: images, into: transformed,
-                               rowStride: stride, planeStride: inputPlane)
-                Parallel.forEachDynamic(positions, workPerItem: Parallel.minimumParallelWork) { _, position in
-                    GEMMBackend.openBLAS.multiply(transposeA: false, transposeB: false, m: filters, n: tiles, k: channels,
-                                                  alpha: 1, a: workspace + position * weightPlaneStride, lda: channels,
-                                                  b: transformed + position * inputPlane, ldb: stride,
-                                                  beta: 0, c: products + position * productPlane, ldc: stride)
+            forEachGroup(workspace: workspace) { group in
+                transformInput(input + group.firstImage * g.imageSize, images: group.images, into: group.transformed,
+                               rowStride: group.stride, planeStride: group.inputPlane)
+                forEachPosition { position in
+                    GEMMBackend.openBLAS.multiply(transposeA: false, transposeB: false, m: filters, n: group.tiles, k: g.channels,
+                                                  alpha: 1, a: workspace + position * weightPlaneStride, lda: g.channels,
+                                                  b: group.transformed + position * group.inputPlane, ldb: group.stride,
+                                                  beta: 0, c: group.products + position * group.productPlane, ldc: group.stride)
                 }
-                transformOutput(products, images: images, rowStride: stride, planeStride: productPlane,
-                                into: output + firstImage * filters * g.outputPlaneSize, bias: bias)
+                transformOutput(group.products, images: group.images, rowStride: group.stride, planeStride: group.productPlane,
+                                into: output + group.firstImage * filters * g.outputPlaneSize, bias: bias)
+            }
+        }
+    }
+
+    /// The gradient with respect to the kernels, given the input and the output gradient:
+    ///
+    ///     dg = Gᵀ [ Σ_tiles (A dY Aᵀ) ⊙ (Bᵀ d B) ] G
+    ///
+    /// the adjoint of ``forward(input:weight:bias:output:workspace:)`` with respect to `g`, as
+    /// α² GEMMs `dU_ξ[o, i] += dM_ξ[o, t] · V_ξ[i, t]ᵀ` summed over the groups of images, then
+    /// one GEMM with the kernel transform's matrix transposed. Tiles past the output's edge get
+    /// a zero output gradient, so they add nothing. Call-by-call pairs on a 2-core AMD EPYC
+    /// (Zen 3), channel-last products ÷ this: see Benchmarks/README.
+    ///
+    /// - Parameter weightGradient: `[filters, channels, r, r]`, overwritten.
+    func weightGradient(input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
+                        weightGradient: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>) {
+        let g = geometry
+        GEMM.withSingleThreadedOpenBLAS {
+            // dU accumulates in U's place.
+            forEachGroup(workspace: workspace) { group in
+                transformInput(input + group.firstImage * g.imageSize, images: group.images, into: group.transformed,
+                               rowStride: group.stride, planeStride: group.inputPlane)
+                transformOutputGradient(outputGradient + group.firstImage * filters * g.outputPlaneSize, images: group.images,
+                                        into: group.products, rowStride: group.stride, planeStride: group.productPlane)
+                forEachPosition { position in
+                    GEMMBackend.openBLAS.multiply(transposeA: false, transposeB: true, m: filters, n: g.channels, k: group.tiles,
+                                                  alpha: 1, a: group.products + position * group.productPlane, lda: group.stride,
+                                                  b: group.transformed + position * group.inputPlane, ldb: group.stride,
+                                                  beta: group.firstImage == 0 ? 0 : 1,
+                                                  c: workspace + position * weightPlaneStride, ldc: g.channels)
+                }
+            }
+            untransformWeightGradient(workspace, into: weightGradient)
+        }
+    }
+
+    /// `dg = Gᵀ dU G` for every kernel: `dg[(o,i)][tap] = Σ_ξ dU_ξ[o, i] · T[ξ][tap]`, GEMMs over
+    /// runs of kernels split across Kernels' threads.
+    private func untransformWeightGradient(_ transformed: UnsafePointer<Float>, into weightGradient: UnsafeMutablePointer<Float>) {
+        let taps = kernelSize * kernelSize
+        let (positions, planeStride) = (positions, weightPlaneStride)
+        Self.transformMatrix(kernelSize: kernelSize).withUnsafeBufferPointer { matrix in
+            Parallel.forEach(filters * geometry.channels, workPerItem: positions * taps) { kernels in
+                GEMMBackend.openBLAS.multiply(transposeA: true, transposeB: false, m: kernels.count, n: taps, k: positions,
+                                              alpha: 1, a: transformed + kernels.lowerBound, lda: planeStride,
+                                              b: matrix.baseAddress!, ldb: taps,
+                                              beta: 0, c: weightGradient + kernels.lowerBound * taps, ldc: taps)
             }
         }
     }
@@ -178,6 +248,28 @@ struct LargeKernelWinograd: ForwardConvolution {
                                                                 0, tilesHigh, tilesWide,
                                                                 transformed + channel * rowStride + image * tilesPerImage,
                                                                 planeStride, scratch)
+                }
+            }
+        }
+    }
+
+    /// `dM = A dY Aᵀ` of every tile of `images` consecutive images' output gradients, laid out
+    /// as ``transformInput(_:images:into:rowStride:planeStride:)`` lays out `V`, filters split
+    /// across cores.
+    private func transformOutputGradient(_ gradient: UnsafePointer<Float>, images count: Int,
+                                         into transformed: UnsafeMutablePointer<Float>, rowStride: Int, planeStride: Int) {
+        let g = geometry
+        let (kernelSize, filters, tilesHigh, tilesWide, tilesPerImage) = (kernelSize, filters, tilesHigh, tilesWide, tilesPerImage)
+        Parallel.forEach(filters, workPerItem: count * tilesPerImage * positions) { filterRange in
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 4 * tilesWide)
+            defer { scratch.deallocate() }
+            for filter in filterRange {
+                for image in 0..<count {
+                    kernels_winograd_large_output_gradient_transform_avx2(kernelSize,
+                                                                          gradient + (image * filters + filter) * g.outputPlaneSize,
+                                                                          g.outputHeight, g.outputWidth, 0, tilesHigh, tilesWide,
+                                                                          transformed + filter * rowStride + image * tilesPerImage,
+                                                                          planeStride, scratch)
                 }
             }
         }

@@ -209,6 +209,59 @@ INLINE void outputTransform(const int alpha, const float *matrix, const float *p
     }
 }
 
+/// dM = A dY Aᵀ (A = the output matrix's transpose) for every tile of the span, eight tiles a
+/// step: each tile's 2 × 2 output gradient (zero past the plane's edge) spread over its α × α
+/// positions, laid out as the input transform lays out V.
+INLINE void outputGradientTransform(const int alpha, const float *matrix, const float *plane, long outputHeight,
+                                    long outputWidth, long firstTileRow, long tileRows, long tilesWide,
+                                    float *transformed, long planeStride, float *scratch) {
+    for (long tileRow = 0; tileRow < tileRows; tileRow++) {
+        const long top = 2 * (firstTileRow + tileRow);
+#pragma unroll
+        for (int a = 0; a < 2; a++) {
+            splitRow(plane, outputHeight, outputWidth, top + a, 0, scratch + 2 * a * tilesWide,
+                     scratch + (2 * a + 1) * tilesWide, tilesWide);
+        }
+        float *destination = transformed + tileRow * tilesWide;
+        for (long tx = 0; tx < tilesWide; tx += LANES) {
+            // s[a][l] = Σ_b dY[a][b]·Aᵀ[b][l], then dM[k][l] = Σ_a Aᵀ[a][k]·s[a][l].
+            __m256 sums[2][8];
+#pragma unroll
+            for (int a = 0; a < 2; a++) {
+                const __m256 gradient[2] = {_mm256_loadu_ps(scratch + 2 * a * tilesWide + tx),
+                                            _mm256_loadu_ps(scratch + (2 * a + 1) * tilesWide + tx)};
+#pragma unroll
+                for (int l = 0; l < alpha; l++) {
+                    const float coefficients[2] = {matrix[l], matrix[alpha + l]};
+                    sums[a][l] = combine(coefficients, gradient, 2);
+                }
+            }
+#pragma unroll
+            for (int k = 0; k < alpha; k++) {
+                const float coefficients[2] = {matrix[k], matrix[alpha + k]};
+#pragma unroll
+                for (int l = 0; l < alpha; l++) {
+                    const __m256 pair[2] = {sums[0][l], sums[1][l]};
+                    _mm256_storeu_ps(destination + (k * alpha + l) * planeStride + tx, combine(coefficients, pair, 2));
+                }
+            }
+        }
+    }
+}
+
+TARGET void kernels_winograd_large_output_gradient_transform_avx2(long kernelSize, const float *plane, long outputHeight,
+                                                                  long outputWidth, long firstTileRow, long tileRows,
+                                                                  long tilesWide, float *transformed, long planeStride,
+                                                                  float *scratch) {
+    if (kernelSize == 5) {
+        outputGradientTransform(6, &outputMatrix6[0][0], plane, outputHeight, outputWidth, firstTileRow, tileRows,
+                                tilesWide, transformed, planeStride, scratch);
+    } else {
+        outputGradientTransform(8, &outputMatrix8[0][0], plane, outputHeight, outputWidth, firstTileRow, tileRows,
+                                tilesWide, transformed, planeStride, scratch);
+    }
+}
+
 long kernels_winograd_large_input_scratch_count(long kernelSize, long tilesWide) {
     const long alpha = kernelSize + 1;
     return (2 * BAND_TILE_ROWS + alpha - 2) * 2 * (tilesWide + alpha / 2);
@@ -248,6 +301,13 @@ long kernels_winograd_large_input_scratch_count(long kernelSize, long tilesWide)
 }
 
 // Never called: the Swift side checks kernels_simd_has_avx2_fma() first.
+void kernels_winograd_large_output_gradient_transform_avx2(long kernelSize, const float *plane, long outputHeight,
+                                                           long outputWidth, long firstTileRow, long tileRows,
+                                                           long tilesWide, float *transformed, long planeStride,
+                                                           float *scratch) {
+    (void)kernelSize; (void)plane; (void)outputHeight; (void)outputWidth; (void)firstTileRow; (void)tileRows;
+    (void)tilesWide; (void)transformed; (void)planeStride; (void)scratch;
+}
 void kernels_winograd_large_input_transform_avx2(long kernelSize, const float *plane, long height, long width,
                                                  long paddingTop, long paddingLeft,
                                                  long firstTileRow, long tileRows, long tilesWide,

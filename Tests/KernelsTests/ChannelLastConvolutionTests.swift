@@ -96,7 +96,7 @@ import Testing
     static let fewerChannelLayers: [(layer: Case, forward: Bool, backwardData: Bool)] = [
         (([2, 48, 12, 11], 32, 5, 1, 2, 1), true, false),                        // 48 channels: ahead of the direct kernel; 32 back
         (([1, 32, 10, 9], 40, 7, 1, 3, 1), true, true),                          // 7×7: ahead of it both ways
-        (([2, 32, 12, 12], 32, 5, 1, 2, 1), false, false),                       // 32 and 32 at 5×5: the direct kernel
+        (([2, 32, 12, 12], 32, 5, 1, 2, 1), false, false),                       // 32 and 32 at 5×5: not this kernel
         (([2, 32, 9, 10], 96, 5, 1, 2, 1), true, true),                          // 96 filters: past the direct kernel's 64
     ]
 

@@ -5,8 +5,8 @@ import KernelsSIMD
 /// Winograd F(2×2, 5×5) and F(2×2, 7×7) against the float64 reference: run directly on any CPU
 /// with AVX2 (odd sizes with half tiles, every padding it takes, rectangular padding, more
 /// tile-rows than one band of the input transform, one image per group over a batch, with and
-/// without a bias), and through `Conv2D` where the
-/// engine gives it the forward and backward-data passes (AVX2-only CPUs).
+/// without a bias), and through `Conv2D` where the engine gives it all three passes (AVX2-only
+/// CPUs).
 @Suite struct LargeKernelWinogradTests {
     typealias Case = (input: [Int], filters: Int, kernel: Int, padding: Size2D)
 
@@ -52,13 +52,38 @@ import KernelsSIMD
         }
     }
 
-    /// Which layers the engine gives it, both passes (the backward-data pass has the layer's
+    @Test func weightGradientMatchesTheReference() throws {
+        guard kernels_simd_has_avx2_fma() else { return }
+        var generator = SeededGenerator(seed: 173)
+        for c in Self.cases {
+            let g = try ConvGeometry(batch: c.input[0], channels: c.input[1], height: c.input[2], width: c.input[3],
+                                     kernel: Size2D(c.kernel), padding: c.padding)
+            let x = Tensor.random(c.input, using: &generator)
+            let weightShape = [c.filters, c.input[1], c.kernel, c.kernel]
+            let dy = Tensor.random([g.batch, c.filters, g.outputHeight, g.outputWidth], using: &generator)
+            let expected = Reference.conv2dWeightGradient(dy, x, weightShape: weightShape, Reference.Params(padding: c.padding))
+            // One group, and one image a group (the sum carried across groups).
+            for maximumImagesPerGroup in [Int.max, 1] {
+                let winograd = LargeKernelWinograd(geometry: g, filters: c.filters, maximumImagesPerGroup: maximumImagesPerGroup)
+                var gradient = [Float](repeating: .nan, count: weightShape.reduce(1, *))
+                var workspace = [Float](repeating: .nan, count: winograd.workspaceCount)
+                x.withPointer { x in
+                    dy.withPointer { dy in
+                        winograd.weightGradient(input: x, outputGradient: dy, weightGradient: &gradient, workspace: &workspace)
+                    }
+                }
+                #expect(relativeError(gradient, expected) <= 2e-4, "\(c) images per group \(maximumImagesPerGroup)")
+            }
+        }
+    }
+
+    /// Which layers the engine gives it, all three passes (the backward-data pass has the layer's
     /// channels and filters swapped, the same sum), and their results through `Conv2D`.
     static let layers: [(layer: Case, runsHere: Bool)] = [
-        (([2, 32, 10, 9], 64, 5, 2), true),                           // 96 channels and filters at 5×5
-        (([2, 32, 10, 9], 32, 5, 2), false),                          // 64: the direct kernel
-        (([1, 64, 9, 12], 64, 7, 3), true),                           // 128 at 7×7
-        (([1, 32, 9, 12], 64, 7, 3), false),                          // 96 at 7×7: the channel-last kernel
+        (([2, 32, 10, 9], 64, 5, 2), true),
+        (([2, 32, 10, 9], 32, 5, 2), true),                           // the fewest channels and filters
+        (([1, 64, 9, 12], 64, 7, 3), true),
+        (([1, 32, 9, 12], 16, 7, 3), false),                          // 16 filters: the direct kernel
         (([2, 16, 10, 9], 128, 5, 2), false),                         // 16 channels
         (([2, 64, 10, 9], 64, 3, 1), false),                          // 3×3: F(2×2, 3×3)'s
     ]
@@ -82,10 +107,20 @@ import KernelsSIMD
                     continue
                 }
                 #expect(rotated is LargeKernelWinograd, "\(c)")
+                guard case .largeWinograd = engine.weightGradientPath else {
+                    Issue.record("\(c): the weight gradient is not Winograd's")
+                    continue
+                }
             }
             let layer = (input: c.input, filters: c.filters, kernel: Size2D(c.kernel), stride: Size2D(1), padding: c.padding,
                          dilation: Size2D(1))
             try ChannelLastConvolutionTests.expectForwardAndBackwardDataMatchTheReference(layer, conv: conv, generator: &generator)
+            let x = Tensor.random(c.input, using: &generator)
+            let w = Tensor.random([c.filters, c.input[1], c.kernel, c.kernel], using: &generator)
+            let dy = Tensor.random(try conv.outputShape(input: x.shape, weight: w.shape), using: &generator)
+            let dw = try conv.backward(dy, input: x, weight: w).weight
+            let expected = Reference.conv2dWeightGradient(dy, x, weightShape: w.shape, Reference.Params(padding: c.padding))
+            #expect(relativeError(dw.scalars, expected) <= 2e-4, "\(c)")
         }
     }
 

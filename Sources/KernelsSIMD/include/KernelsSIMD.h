@@ -201,6 +201,15 @@ void kernels_winograd_large_output_transform_avx2(long kernelSize, const float *
                                                   float *plane, long outputHeight, long outputWidth,
                                                   float bias, float *scratch);
 
+/// Its output-gradient transform for the weight gradient: `A dY Aᵀ` of each tile's 2 × 2 output
+/// gradient (rows 2·ty and 2·ty + 1 of the `outputHeight × outputWidth` plane, zero past its
+/// edge) into the α² positions, laid out as the input transform lays out its tiles. `scratch`
+/// holds 4·tilesWide floats. Requires kernels_simd_has_avx2_fma().
+void kernels_winograd_large_output_gradient_transform_avx2(long kernelSize, const float *plane, long outputHeight,
+                                                           long outputWidth, long firstTileRow, long tileRows,
+                                                           long tilesWide, float *transformed, long planeStride,
+                                                           float *scratch);
+
 /// Asks for the 64-byte line at `address` to be brought into every cache level: for streams
 /// the hardware prefetcher ramps up on too late. A hint only: any address is allowed.
 /// Rows [firstColumnRow, lastColumnRow) of one image's im2col matrix (row `(c·KH + kh)·KW + kw`
