@@ -65,6 +65,24 @@ struct WinogradF2x3 {
 
     let outputHeight: Int
     let outputWidth: Int
+    /// The product kernel for a layer's forward and backward-data passes on this CPU: the
+    /// AVX-512 one wherever it runs; on AVX2-only CPUs the AVX2 one (6 rows × 16 columns) for
+    /// layers whose `U` is at most ``maximumAVX2ProductWeightFloats``, else none (OpenBLAS).
+    static func product(inputChannels: Int, outputChannels: Int) -> ProductKernel? {
+        if let preferred = ProductKernel.preferred { return preferred }
+        guard kernels_simd_has_avx2_fma(), 16 * inputChannels * outputChannels <= maximumAVX2ProductWeightFloats else { return nil }
+        return ProductKernel(instructionSet: .avx2)
+    }
+
+    /// Largest `U` (all 16 planes) the AVX2 product kernel multiplies: 576 KiB, 96 → 96 or
+    /// 64 → 144 channels. Call-by-call pairs on a 2-core AMD EPYC (Zen 3), OpenBLAS's products ÷
+    /// the kernel's, forward / backward-data: 8×64×56×56 → 64 1.21 / 1.21, 64×64×32×32 → 64
+    /// 1.13 / 1.12, 1×64×56×56 → 64 1.09 / 1.06, 8×64×32×32 → 8 1.28 (forward; its backward-data
+    /// pass is the direct kernel's), 8×32×56×56 → 32 1.07 / 1.09, 8×64×28×28 → 128 1.14 / 1.03,
+    /// 16×96×16×16 → 96 1.15 / 1.11; but 8×128×28×28 → 128 (1 MiB) 1.05 / 0.96, and the groups of
+    /// wider layers lost more (8×256×14×14 → 256 0.89 / 0.75).
+    static let maximumAVX2ProductWeightFloats = 16 * 96 * 96
+
     /// Tiles per image down: ceil(outputHeight / 2).
     let tilesHigh: Int
     /// Tiles stored per tile-row: ceil(outputWidth / 2) rounded up to a multiple of 4, so every
@@ -100,7 +118,7 @@ struct WinogradF2x3 {
         self.outputChannels = outputChannels
         self.padding = padding
         self.backend = backend
-        product = backend == .openBLAS ? ProductKernel.preferred : nil
+        product = backend == .openBLAS ? Self.product(inputChannels: inputChannels, outputChannels: outputChannels) : nil
         outputHeight = height + 2 * padding.height - 2
         outputWidth = width + 2 * padding.width - 2
         tilesHigh = (outputHeight + 1) / 2
@@ -191,8 +209,7 @@ struct WinogradF2x3 {
     /// Distance between two of the 16 planes of `U` (`[16][O][I]`).
     var weightPlaneStride: Int { outputChannels * inputChannels + Self.planePadding }
 
-    /// Fewest filters of a layer Winograd takes: 16, or 8 where its products are OpenBLAS's (no
-    /// AVX-512; there the alternative is im2col + a GEMM of only 8 rows, and the backward-data
+    /// Fewest filters of a layer Winograd takes: 16, or 8 on CPUs without AVX-512 (there the alternative is im2col + a GEMM of only 8 rows, and the backward-data
     /// pass's col2im). On a 2-core AMD EPYC (Zen 3), call-by-call pairs' median ratios of Winograd
     /// to those: 8×64×32×32 → 8 forward 0.60, backward-data 0.54, weight gradient 0.50,
     /// forward+backward 0.51; 8×32×56×56 → 8 0.63, 0.51, 0.57. Not fewer: with 4 filters the

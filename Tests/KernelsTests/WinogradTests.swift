@@ -2,7 +2,7 @@ import Testing
 @testable import Kernels
 
 /// Winograd F(2×2, 3×3) takes over 3×3 stride-1 layers with ≥ 16 channels and ≥ 16 filters (8
-/// without AVX-512, where its products are OpenBLAS's); these
+/// without AVX-512); these
 /// cases are built to land on it (odd and tiny sizes, every padding it accepts) and compare with
 /// the float64 direct reference.
 @Suite struct WinogradTests {
@@ -36,6 +36,19 @@ import Testing
         let fewer = try Conv2D(padding: 1).makeEngine(input: [2, 20, 9, 7], weight: [WinogradF2x3.minimumFilters - 1, 20, 3, 3])
         #expect(!fewer.usesWinograd)
         #expect(try !Conv2D(padding: 1).makeEngine(input: [2, 15, 9, 7], weight: [16, 15, 3, 3]).usesWinograd)
+    }
+
+    /// Which product kernel a layer's passes get: AVX-512's wherever it runs; on AVX2-only CPUs
+    /// the AVX2 one up to 96 → 96 channels, OpenBLAS past that.
+    @Test func productKernelByWidth() throws {
+        let avx512 = DirectConvolution.InstructionSet.avx512.isSupported
+        let avx2 = DirectConvolution.InstructionSet.avx2.isSupported
+        for (channels, filters, narrow) in [(64, 64, true), (96, 96, true), (64, 144, true), (97, 96, false), (128, 128, false)] {
+            let engine = try Conv2D(padding: 1).makeEngine(input: [2, channels, 8, 8], weight: [filters, channels, 3, 3])
+            let expected: DirectConvolution.InstructionSet? = avx512 ? .avx512 : avx2 && narrow ? .avx2 : nil
+            #expect(engine.forwardWinograd.product?.instructionSet == expected, "\(channels) → \(filters)")
+            #expect(engine.backwardDataWinograd.product?.instructionSet == expected, "\(channels) → \(filters)")
+        }
     }
 
     /// All three passes with each way of multiplying: the backend's GEMM (nil) and each
