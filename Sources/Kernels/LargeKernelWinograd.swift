@@ -254,43 +254,42 @@ struct LargeKernelWinograd: ForwardConvolution {
     }
 
     /// `dM = A dY Aᵀ` of every tile of `images` consecutive images' output gradients, laid out
-    /// as ``transformInput(_:images:into:rowStride:planeStride:)`` lays out `V`, filters split
-    /// across cores.
+    /// as ``transformInput(_:images:into:rowStride:planeStride:)`` lays out `V`.
     private func transformOutputGradient(_ gradient: UnsafePointer<Float>, images count: Int,
                                          into transformed: UnsafeMutablePointer<Float>, rowStride: Int, planeStride: Int) {
         let g = geometry
-        let (kernelSize, filters, tilesHigh, tilesWide, tilesPerImage) = (kernelSize, filters, tilesHigh, tilesWide, tilesPerImage)
-        Parallel.forEach(filters, workPerItem: count * tilesPerImage * positions) { filterRange in
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 4 * tilesWide)
-            defer { scratch.deallocate() }
-            for filter in filterRange {
-                for image in 0..<count {
-                    kernels_winograd_large_output_gradient_transform_avx2(kernelSize,
-                                                                          gradient + (image * filters + filter) * g.outputPlaneSize,
-                                                                          g.outputHeight, g.outputWidth, 0, tilesHigh, tilesWide,
-                                                                          transformed + filter * rowStride + image * tilesPerImage,
-                                                                          planeStride, scratch)
-                }
-            }
+        let (kernelSize, tilesHigh, tilesWide) = (kernelSize, tilesHigh, tilesWide)
+        forEachFilterPlane(images: count) { filter, image, filterSide, scratch in
+            kernels_winograd_large_output_gradient_transform_avx2(kernelSize, gradient + filterSide, g.outputHeight, g.outputWidth,
+                                                                  0, tilesHigh, tilesWide, transformed + filter * rowStride + image * tilesPerImage,
+                                                                  planeStride, scratch)
         }
     }
 
-    /// `Y = Aᵀ M A + bias` into the NCHW output of `images` consecutive images, filters split
-    /// across cores.
+    /// `Y = Aᵀ M A + bias` into the NCHW output of `images` consecutive images.
     private func transformOutput(_ products: UnsafePointer<Float>, images count: Int, rowStride: Int, planeStride: Int,
                                  into output: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?) {
         let g = geometry
-        let (kernelSize, filters, tilesHigh, tilesWide, tilesPerImage) = (kernelSize, filters, tilesHigh, tilesWide, tilesPerImage)
+        let (kernelSize, tilesHigh, tilesWide) = (kernelSize, tilesHigh, tilesWide)
+        forEachFilterPlane(images: count) { filter, image, filterSide, scratch in
+            kernels_winograd_large_output_transform_avx2(kernelSize, products + filter * rowStride + image * tilesPerImage,
+                                                         planeStride, 0, tilesHigh, tilesWide, output + filterSide,
+                                                         g.outputHeight, g.outputWidth, bias?[filter] ?? 0, scratch)
+        }
+    }
+
+    /// Runs `body(filter, image, filterSide, scratch)` for every filter plane of `images`
+    /// consecutive images, `filterSide` being that plane's offset in their NCHW output (or
+    /// output gradient): filters split across cores, each core with the 4·tilesWide floats of
+    /// scratch the output-side transforms take.
+    private func forEachFilterPlane(images count: Int,
+                                    _ body: (_ filter: Int, _ image: Int, _ filterSide: Int, _ scratch: UnsafeMutablePointer<Float>) -> Void) {
+        let (filters, planeSize, tilesWide) = (filters, geometry.outputPlaneSize, tilesWide)
         Parallel.forEach(filters, workPerItem: count * tilesPerImage * positions) { filterRange in
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 4 * tilesWide)
             defer { scratch.deallocate() }
             for filter in filterRange {
-                for image in 0..<count {
-                    kernels_winograd_large_output_transform_avx2(kernelSize, products + filter * rowStride + image * tilesPerImage,
-                                                                 planeStride, 0, tilesHigh, tilesWide,
-                                                                 output + (image * filters + filter) * g.outputPlaneSize,
-                                                                 g.outputHeight, g.outputWidth, bias?[filter] ?? 0, scratch)
-                }
+                for image in 0..<count { body(filter, image, (image * filters + filter) * planeSize, scratch) }
             }
         }
     }

@@ -20,12 +20,16 @@ import KernelsSIMD
         ([1, 32, 36, 41], 33, 5, Size2D(height: 2, width: 3)),        // 18 tile-rows: a band of 16, then 2; odd left padding
     ]
 
+    static func geometry(_ c: Case) throws -> ConvGeometry {
+        try ConvGeometry(batch: c.input[0], channels: c.input[1], height: c.input[2], width: c.input[3],
+                         kernel: Size2D(c.kernel), padding: c.padding)
+    }
+
     @Test func forwardMatchesTheReference() throws {
         guard kernels_simd_has_avx2_fma() else { return }
         var generator = SeededGenerator(seed: 171)
         for c in Self.cases {
-            let g = try ConvGeometry(batch: c.input[0], channels: c.input[1], height: c.input[2], width: c.input[3],
-                                     kernel: Size2D(c.kernel), padding: c.padding)
+            let g = try Self.geometry(c)
             let x = Tensor.random(c.input, using: &generator)
             let w = Tensor.random([c.filters, c.input[1], c.kernel, c.kernel], using: &generator)
             let b = Tensor.random([c.filters], using: &generator)
@@ -56,8 +60,7 @@ import KernelsSIMD
         guard kernels_simd_has_avx2_fma() else { return }
         var generator = SeededGenerator(seed: 173)
         for c in Self.cases {
-            let g = try ConvGeometry(batch: c.input[0], channels: c.input[1], height: c.input[2], width: c.input[3],
-                                     kernel: Size2D(c.kernel), padding: c.padding)
+            let g = try Self.geometry(c)
             let x = Tensor.random(c.input, using: &generator)
             let weightShape = [c.filters, c.input[1], c.kernel, c.kernel]
             let dy = Tensor.random([g.batch, c.filters, g.outputHeight, g.outputWidth], using: &generator)
