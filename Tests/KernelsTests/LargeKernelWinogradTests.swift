@@ -127,6 +127,26 @@ import KernelsSIMD
         }
     }
 
+    /// `ConvTranspose2D` runs the engine the other way round: its forward pass is the
+    /// convolution's backward-data pass (Winograd on the rotated kernels), its backward-data
+    /// pass the convolution's forward pass, on AVX2-only CPUs both Winograd's here.
+    @Test func convTranspose2DMatchesTheReference() throws {
+        var generator = SeededGenerator(seed: 174)
+        for (input, outputChannels, kernel, padding) in [([2, 40, 9, 11], 32, 5, 2), ([1, 36, 8, 7], 33, 7, 4)] {
+            let transposed = ConvTranspose2D(padding: Size2D(padding))
+            let x = Tensor.random(input, using: &generator)
+            let w = Tensor.random([input[1], outputChannels, kernel, kernel], using: &generator)
+            let b = Tensor.random([outputChannels], using: &generator)
+            let params = Reference.Params(padding: Size2D(padding))
+            let y = try transposed.forward(x, weight: w, bias: b)
+            #expect(relativeError(y.scalars, Reference.convTranspose2d(x, w, b, params, outputPadding: 0).values) <= 2e-4, "\(input)")
+            let dy = Tensor.random(y.shape, using: &generator)
+            let g = try transposed.backward(dy, input: x, weight: w)
+            // The transposed layer's input gradient is the convolution of dy with the same weight.
+            #expect(relativeError(g.input.scalars, Reference.conv2d(dy, w, nil, params).values) <= 2e-4, "\(input)")
+        }
+    }
+
     /// The kernel transform's rows for 5×5 are G's, `G g Gᵀ` with G the Lagrange basis over the
     /// points 0, ±1, ±2 and ∞ (Lavin & Gray's F(2, 5)): spot values checked against the
     /// exact fractions.
