@@ -68,8 +68,9 @@ struct LargeKernelWinograd: ForwardConvolution {
             && g.padding.height < g.kernel.height && g.padding.width < g.kernel.width
             && g.channels >= minimumChannels && filters >= minimumChannels
             && kernels_simd_has_avx2_fma() && ProductKernel.preferred == nil
-            // Far below any size that fits in memory; keeps the workspace arithmetic overflow-free.
-            && g.outputPlaneSize < 1 << 40 && g.channels + filters < 1 << 20
+            // Far below any size that fits in memory; keeps the workspace arithmetic (up to 64
+            // planes of tiles × channels) overflow-free for shapes only asked about.
+            && g.outputPlaneSize < 1 << 36 && g.channels + filters < 1 << 20
     }
 
     /// Distance between two rows of `V` and `M` of `tiles` tiles: a multiple of 16 floats, so

@@ -147,6 +147,23 @@ import KernelsSIMD
         }
     }
 
+    /// Shapes only asked about (batch 0, nothing allocated) as large as the validation lets
+    /// through: the workspace of up to 64 planes of tiles × channels must not overflow (a trap),
+    /// whichever path takes them.
+    @Test func hugeShapesOnlyAskedAboutDoNotOverflow() throws {
+        let channels = (1 << 19) - 1
+        for (side, kernel) in [(1 << 17, 5), (1 << 19, 7), (1 << 20, 5)] {
+            let conv = Conv2D(padding: Size2D(kernel / 2))
+            let input = [0, channels, side, side], weight = [channels, channels, kernel, kernel]
+            do {
+                let bytes = try conv.workspaceByteCount(input: input, weight: weight)
+                #expect(bytes >= 0, "\(input)")
+            } catch let error as KernelError {
+                #expect(!error.argument.isEmpty, "\(input)")
+            }
+        }
+    }
+
     /// The kernel transform's rows for 5×5 are G's, `G g Gᵀ` with G the Lagrange basis over the
     /// points 0, ±1, ±2 and ∞ (Lavin & Gray's F(2, 5)): spot values checked against the
     /// exact fractions.
