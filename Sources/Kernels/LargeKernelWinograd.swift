@@ -68,9 +68,9 @@ struct LargeKernelWinograd: ForwardConvolution {
             && g.padding.height < g.kernel.height && g.padding.width < g.kernel.width
             && g.channels >= minimumChannels && filters >= minimumChannels
             && kernels_simd_has_avx2_fma() && ProductKernel.preferred == nil
-            // Far below any size that fits in memory; keeps the workspace arithmetic (up to 64
-            // planes of tiles × channels) overflow-free for shapes only asked about.
-            && g.outputPlaneSize < 1 << 36 && g.channels + filters < 1 << 20
+            // With ConvGeometry's cap of output planes at OpenBLAS's 32-bit index limit, keeps
+            // the workspace arithmetic (64 planes of tiles × channels) under 2^56.
+            && g.channels + filters < 1 << 20
     }
 
     /// Distance between two rows of `V` and `M` of `tiles` tiles: a multiple of 16 floats, so
