@@ -73,13 +73,10 @@ struct LargeKernelWinograd: ForwardConvolution {
             && g.channels + filters < 1 << 20
     }
 
-    /// Distance between two rows of `V` and `M` of `tiles` tiles: a multiple of 16 floats, so
-    /// every row starts on a cache line.
-    private func tileStride(_ tiles: Int) -> Int { (tiles + 15) / 16 * 16 }
-
-    /// Distance between two of the α² planes of a `[α²][channels][tiles]` buffer (padded for the
-    /// reason ``WinogradF2x3/planePadding`` gives).
-    private func planeStride(_ channels: Int, tiles: Int) -> Int { channels * tiles + WinogradF2x3.planePadding }
+    /// Distance between two rows of `V` and `M`, and between two of their planes: as
+    /// ``WinogradF2x3``'s (rows on cache lines, planes padded apart).
+    private func tileStride(_ tiles: Int) -> Int { WinogradF2x3.tileStride(tiles) }
+    private func planeStride(_ channels: Int, tiles: Int) -> Int { WinogradF2x3.planeStride(channels, tiles: tiles) }
 
     /// Distance between two planes of `U` (`[α²][O][I]`).
     private var weightPlaneStride: Int { filters * geometry.channels + WinogradF2x3.planePadding }
@@ -95,6 +92,13 @@ struct LargeKernelWinograd: ForwardConvolution {
     /// powers over the product of its distances to the other points; the point at ∞ keeps the
     /// last tap.
     static func transformMatrix(kernelSize r: Int) -> [Float] {
+        r == 5 ? transformMatrix5 : transformMatrix7
+    }
+
+    private static let transformMatrix5 = makeTransformMatrix(kernelSize: 5)
+    private static let transformMatrix7 = makeTransformMatrix(kernelSize: 7)
+
+    private static func makeTransformMatrix(kernelSize r: Int) -> [Float] {
         let finite: [Double] = r == 5 ? [0, 1, -1, 2, -2] : [0, 1, -1, 2, -2, 0.5, -0.5]
         var g = finite.map { p in
             let scale = finite.filter { $0 != p }.reduce(1) { $0 * (p - $1) }

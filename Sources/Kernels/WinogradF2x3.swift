@@ -142,8 +142,8 @@ struct WinogradF2x3 {
 
     /// Floats of `V` and `M` for a group of `tiles` tiles.
     private func groupFloats(tiles: Int) -> Int {
-        let stride = tileStride(tiles)
-        return 16 * (planeStride(inputChannels, tiles: stride) + planeStride(outputChannels, tiles: stride))
+        let stride = Self.tileStride(tiles)
+        return 16 * (Self.planeStride(inputChannels, tiles: stride) + Self.planeStride(outputChannels, tiles: stride))
     }
 
     /// `V` + `M` floats a core's span aims at with the product kernel (1 MiB): both stay in its
@@ -201,10 +201,10 @@ struct WinogradF2x3 {
     /// multiples apart too). Rows off the line made each of the product kernel's 64-float loads
     /// straddle two lines, and its prefetch miss the fifth line of every row: resnet-c4's
     /// groups of 13 images are 728 tiles, every other row 8 floats off the line.
-    func tileStride(_ tiles: Int) -> Int { (tiles + 15) / 16 * 16 }
+    static func tileStride(_ tiles: Int) -> Int { (tiles + 15) / 16 * 16 }
 
     /// Distance between two of the 16 planes of a `[16][channels][tiles]` buffer.
-    func planeStride(_ channels: Int, tiles: Int) -> Int { channels * tiles + Self.planePadding }
+    static func planeStride(_ channels: Int, tiles: Int) -> Int { channels * tiles + planePadding }
 
     /// Distance between two of the 16 planes of `U` (`[16][O][I]`).
     var weightPlaneStride: Int { outputChannels * inputChannels + Self.planePadding }
@@ -249,15 +249,15 @@ struct WinogradF2x3 {
     /// ``imagesPerGroup`` images, all through the same workspace.
     private func forEachGroup(workspace: UnsafeMutablePointer<Float>, _ body: (_ firstImage: Int, _ images: Int, GroupBuffers) -> Void) {
         let input = workspace + 16 * weightPlaneStride
-        let products = input + 16 * planeStride(inputChannels, tiles: tileStride(imagesPerGroup * tilesPerImage))
+        let products = input + 16 * Self.planeStride(inputChannels, tiles: Self.tileStride(imagesPerGroup * tilesPerImage))
         var firstImage = 0
         while firstImage < batch {
             let images = min(imagesPerGroup, batch - firstImage)
             let tiles = images * tilesPerImage
-            let stride = tileStride(tiles)
+            let stride = Self.tileStride(tiles)
             body(firstImage, images, GroupBuffers(weights: workspace, input: input, products: products, tiles: tiles, stride: stride,
-                                                  inputPlane: planeStride(inputChannels, tiles: stride),
-                                                  productPlane: planeStride(outputChannels, tiles: stride)))
+                                                  inputPlane: Self.planeStride(inputChannels, tiles: stride),
+                                                  productPlane: Self.planeStride(outputChannels, tiles: stride)))
             firstImage += images
         }
     }
@@ -386,8 +386,8 @@ struct WinogradF2x3 {
             let transformed = workspace + 16 * weightPlaneStride + worker * spanFloats
             let (firstImage, span) = spans[index]
             let tiles = span.images * span.tileRows.count * tilesWide
-            let stride = tileStride(tiles)
-            let (inputPlane, productPlane) = (planeStride(inputChannels, tiles: stride), planeStride(outputChannels, tiles: stride))
+            let stride = Self.tileStride(tiles)
+            let (inputPlane, productPlane) = (Self.planeStride(inputChannels, tiles: stride), Self.planeStride(outputChannels, tiles: stride))
             let products = transformed + 16 * inputPlane
             transformInput(input + firstImage * inputChannels * height * width, span: span,
                            into: transformed, groupTiles: stride)
@@ -451,7 +451,7 @@ struct WinogradF2x3 {
     /// tile (zero past the edge) spread back onto the 4×4 tile positions.
     private func transformOutputGradient(_ gradient: UnsafePointer<Float>, span: TileSpan,
                                          into transformed: UnsafeMutablePointer<Float>, groupTiles: Int) {
-        let planeStride = planeStride(outputChannels, tiles: groupTiles)
+        let planeStride = Self.planeStride(outputChannels, tiles: groupTiles)
         let tilesWide = tilesWide
         if usesVectorTileTransforms {
             forEachPlane(channels: outputChannels, span: span, scratchCount: 0) { channel, image, tileOffset, _ in
@@ -641,7 +641,7 @@ struct WinogradF2x3 {
     /// every input channel and tile of a group of images. Channels are split across cores.
     private func transformInput(_ images: UnsafePointer<Float>, span: TileSpan,
                                 into transformed: UnsafeMutablePointer<Float>, groupTiles: Int) {
-        let planeStride = planeStride(inputChannels, tiles: groupTiles)
+        let planeStride = Self.planeStride(inputChannels, tiles: groupTiles)
         let tilesWide = tilesWide
         if usesVectorTileTransforms {
             forEachPlane(channels: inputChannels, span: span, scratchCount: 0) { channel, image, tileOffset, _ in
@@ -698,7 +698,7 @@ struct WinogradF2x3 {
     /// Output channels are split across cores.
     private func transformOutput(_ products: UnsafePointer<Float>, span: TileSpan, groupTiles: Int,
                                  into output: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?) {
-        let planeStride = planeStride(outputChannels, tiles: groupTiles)
+        let planeStride = Self.planeStride(outputChannels, tiles: groupTiles)
         let tilesWide = tilesWide
         if usesVectorTileTransforms {
             forEachPlane(channels: outputChannels, span: span, scratchCount: 0) { channel, image, tileOffset, _ in
