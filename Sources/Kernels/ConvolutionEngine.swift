@@ -6,8 +6,10 @@
 /// other side (`batch × filters × outputHeight × outputWidth`), and the weight is
 /// `filters × geometry.columnRows`, row-major. Buffers are assumed valid: callers validate.
 ///
-/// Nine algorithms, chosen by shape:
-/// - 3×3 stride-1 with enough channels: Winograd F(2×2, 3×3) for all passes (``WinogradF2x3``).
+/// Ten algorithms, chosen by shape:
+/// - 3×3 stride-1 with enough channels: Winograd F(2×2, 3×3) for all passes (``WinogradF2x3``);
+///   dilated ones padded by their dilation with 32+ channels and filters too, on the phase
+///   sub-images (``DilatedWinograd``; backward-data on the rotated kernels).
 /// - 5×5 and 7×7 stride-1 with 32+ channels and 32+ filters on AVX2-only CPUs: Winograd
 ///   F(2×2, 5×5) and F(2×2, 7×7) for all passes (``LargeKernelWinograd``; backward-data on the
 ///   rotated kernels).
@@ -199,9 +201,24 @@ struct ConvolutionEngine {
         return LargeKernelWinograd(geometry: rotated, filters: geometry.channels)
     }
 
+    /// Dilated 3×3 stride-1 layers padded by their dilation: all three passes by Winograd
+    /// F(2×2, 3×3) on the phase sub-images (see ``DilatedWinograd``).
+    var forwardDilatedWinograd: DilatedWinograd? {
+        guard backend == .openBLAS, DilatedWinograd.applies(to: geometry, filters: filters) else { return nil }
+        return DilatedWinograd(geometry: geometry, filters: filters)
+    }
+
+    /// The same for the backward-data pass, on the rotated kernels (``rotatedGeometry``: a
+    /// dilated 3×3 layer padded by its dilation again).
+    var backwardDataDilatedWinograd: DilatedWinograd? {
+        guard backend == .openBLAS, let rotated = rotatedGeometry,
+              DilatedWinograd.applies(to: rotated, filters: geometry.channels) else { return nil }
+        return DilatedWinograd(geometry: rotated, filters: geometry.channels)
+    }
+
     /// The forward convolution that runs the backward-data pass on rotated kernels, if one does.
     var backwardDataRotated: (any ForwardConvolution)? {
-        backwardDataLargeWinograd ?? backwardDataChannelLast ?? backwardDataDirect ?? backwardDataImplicit
+        backwardDataLargeWinograd ?? backwardDataDilatedWinograd ?? backwardDataChannelLast ?? backwardDataDirect ?? backwardDataImplicit
     }
 
     /// Floats the rotated kernels of the backward-data pass take at the start of the workspace:
@@ -248,6 +265,7 @@ struct ConvolutionEngine {
     enum WeightGradientPath {
         case winograd
         case largeWinograd(LargeKernelWinograd)
+        case dilatedWinograd(DilatedWinograd)
         case channelLast(ChannelLastWeightGradient)
         case direct(DirectConvolution)
         case pointwise(PointwiseWeightGradient)
@@ -258,6 +276,7 @@ struct ConvolutionEngine {
     var forwardPath: ForwardPath {
         if usesWinograd { return .winograd }
         if let winograd = forwardLargeWinograd { return .convolution(winograd) }
+        if let dilated = forwardDilatedWinograd { return .convolution(dilated) }
         // Nil where the direct kernel takes the layer, unless it is ahead of it there.
         if let channelLast = forwardChannelLast { return .convolution(channelLast) }
         if let direct = forwardDirect { return .convolution(direct) }
@@ -282,6 +301,7 @@ struct ConvolutionEngine {
     var weightGradientPath: WeightGradientPath {
         if usesWinograd { return .winograd }
         if let winograd = forwardLargeWinograd { return .largeWinograd(winograd) }
+        if let dilated = forwardDilatedWinograd { return .dilatedWinograd(dilated) }
         if let channelLast = channelLastWeightGradient { return .channelLast(channelLast) }
         if let direct = forwardDirect { return .direct(direct) }
         if let pointwise = pointwiseWeightGradient { return .pointwise(pointwise) }
@@ -316,6 +336,7 @@ struct ConvolutionEngine {
         }
         let weightGradient = switch weightGradientPath {
         case .largeWinograd(let winograd): winograd.workspaceCount
+        case .dilatedWinograd(let dilated): dilated.workspaceCount
         case .channelLast(let channelLast): channelLast.workspaceCount
         case .direct(let direct): direct.weightGradientWorkspaceCount
         case .pointwise(let pointwise): pointwise.workspaceCount
@@ -558,6 +579,9 @@ struct ConvolutionEngine {
         case .largeWinograd(let winograd):
             return winograd.weightGradient(input: input, outputGradient: outputGradient,
                                            weightGradient: weightGradient, workspace: workspace!)
+        case .dilatedWinograd(let dilated):
+            return dilated.weightGradient(input: input, outputGradient: outputGradient,
+                                          weightGradient: weightGradient, workspace: workspace!)
         case .channelLast(let channelLast):
             return channelLast.run(input: input, outputGradient: outputGradient, weightGradient: weightGradient, workspace: workspace!)
         case .direct(let direct):
