@@ -33,6 +33,7 @@ struct ConvSection {
             "  the same run right after the pass, each in its own warmed-up block, on \(threads) threads",
             "  (forward: F×OH·OW×C·KH·KW; backward-input: Wᵀ·dY; backward-weight: dY·colsᵀ).",
             "  Above 100%: 3×3 stride-1 layers with ≥ 16 channels and ≥ 16 filters (8 without AVX-512) run Winograd F(2×2, 3×3), 2.25× fewer multiplies than that GEMM;",
+            "  so do dilated 3×3 layers padded by their dilation with 32+ channels and filters, on their dilation² phase sub-images;",
             "  on AVX2-only CPUs 5×5 and 7×7 stride-1 layers with 32+ channels and 32+ filters run Winograd F(2×2, 5×5) and F(2×2, 7×7), 2.8× and 3.1× fewer;",
             "  layers with ≤ 4 input channels (≤ 16 on AVX2-only CPUs, ≤ 8 strided), or 5×5+ stride-1 kernels with 8–64 filters, run a direct AVX2 or AVX-512 kernel (forward, backward-weight, and backward-input at stride 1;",
             "  on AVX2-only CPUs the channel-last kernel below takes forward and backward-input of the other 5×5+ layers with 32+ channels and filters, ahead of the direct kernel with 48+ channels or 7×7+);",
