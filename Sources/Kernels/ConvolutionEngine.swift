@@ -11,8 +11,8 @@
 ///   dilated ones padded by their dilation with 32+ channels and filters too, on the phase
 ///   sub-images (``DilatedWinograd``; backward-data on the rotated kernels).
 /// - 5×5 and 7×7 stride-1 with 32+ channels and 32+ filters on AVX2-only CPUs: Winograd
-///   F(2×2, 5×5) and F(2×2, 7×7) for all passes (``LargeKernelWinograd``; backward-data on the
-///   rotated kernels).
+///   F(4×4, 5×5) and F(2×2, 7×7) for the forward and backward-data passes (on the rotated
+///   kernels), F(2×2, 5×5) and F(2×2, 7×7) for the weight gradient (``LargeKernelWinograd``).
 /// - few input channels, or a 5×5+ stride-1 kernel with few filters, on AVX2 CPUs: a direct
 ///   convolution (``DirectConvolution``) for the forward pass and the weight gradient, and for
 ///   the backward-data pass of stride-1 layers where the rotated kernel qualifies too (on
@@ -187,18 +187,27 @@ struct ConvolutionEngine {
     }
 
     /// 5×5 and 7×7 stride-1 layers with 32+ channels and filters on AVX2-only CPUs: the forward
-    /// pass and the weight gradient by Winograd F(2×2, r×r) (see ``LargeKernelWinograd``), ahead
-    /// of the channel-last and direct kernels.
+    /// pass by Winograd F(4×4, 5×5) or F(2×2, 7×7) (see ``LargeKernelWinograd``), ahead of the
+    /// channel-last and direct kernels.
     var forwardLargeWinograd: LargeKernelWinograd? {
+        guard backend == .openBLAS, LargeKernelWinograd.applies(to: geometry, filters: filters) else { return nil }
+        return LargeKernelWinograd(geometry: geometry, filters: filters,
+                                   outputTile: LargeKernelWinograd.forwardOutputTile(kernelSize: geometry.kernel.height))
+    }
+
+    /// The same for the weight gradient, by F(2×2, r×r).
+    var weightGradientLargeWinograd: LargeKernelWinograd? {
         guard backend == .openBLAS, LargeKernelWinograd.applies(to: geometry, filters: filters) else { return nil }
         return LargeKernelWinograd(geometry: geometry, filters: filters)
     }
 
-    /// The same for the backward-data pass of such layers, on the rotated kernels (``rotatedGeometry``).
+    /// The same for the backward-data pass of such layers, as a forward pass on the rotated
+    /// kernels (``rotatedGeometry``).
     var backwardDataLargeWinograd: LargeKernelWinograd? {
         guard backend == .openBLAS, let rotated = rotatedGeometry,
               LargeKernelWinograd.applies(to: rotated, filters: geometry.channels) else { return nil }
-        return LargeKernelWinograd(geometry: rotated, filters: geometry.channels)
+        return LargeKernelWinograd(geometry: rotated, filters: geometry.channels,
+                                   outputTile: LargeKernelWinograd.forwardOutputTile(kernelSize: rotated.kernel.height))
     }
 
     /// Dilated 3×3 stride-1 layers padded by their dilation: all three passes by Winograd
@@ -300,7 +309,7 @@ struct ConvolutionEngine {
 
     var weightGradientPath: WeightGradientPath {
         if usesWinograd { return .winograd }
-        if let winograd = forwardLargeWinograd { return .largeWinograd(winograd) }
+        if let winograd = weightGradientLargeWinograd { return .largeWinograd(winograd) }
         if let dilated = forwardDilatedWinograd { return .dilatedWinograd(dilated) }
         if let channelLast = channelLastWeightGradient { return .channelLast(channelLast) }
         if let direct = forwardDirect { return .direct(direct) }

@@ -1,10 +1,17 @@
 import KernelsSIMD
 
-/// Winograd F(2×2, r×r) for 5×5 and 7×7 stride-1 layers on AVX2-only CPUs: the forward pass,
+/// Winograd F(m×m, r×r) for 5×5 and 7×7 stride-1 layers on AVX2-only CPUs: the forward pass,
 /// the backward-data pass as a forward pass on the rotated kernels, and the weight gradient.
 ///
-/// Each 2×2 output tile comes from an α×α input tile (α = r + 1: 6 or 8) with α² multiplies per
-/// channel pair instead of 4·r²: 36 for 100 (5×5), 64 for 196 (7×7). As in ``WinogradF2x3``
+/// Each m×m output tile comes from an α×α input tile (α = r + m − 1) with α² multiplies per
+/// channel pair instead of m²·r²: F(2×2, r×r) takes 36 for 100 (5×5) and 64 for 196 (7×7), and
+/// the forward and backward-data passes of 5×5 layers take F(4×4, 5×5), 64 for 400 (its 8
+/// points and input transform are F(2×2, 7×7)'s; the weight gradient stays on F(2×2, 5×5), the
+/// only output-gradient transform written). Against F(2×2, 5×5), call-by-call pairs on
+/// a 2-core AMD EPYC (Zen 3), forward / backward-data: 8×32×64×64 → 32 1.62 / 1.61,
+/// 8×96×27×27 → 256 1.77 / 1.67, 8×32×56×56 → 96 1.64 / 1.66, 8×64×32×32 → 128 1.70 / 1.67: a
+/// quarter as many input tiles to transform and 2.25× fewer multiplies. Its error against
+/// F(2×2, 5×5) on those layers was 7e-6 to 1.3e-5 of the largest output. As in ``WinogradF2x3``
 /// the products summed over channels are α² independent GEMMs, one per tile position ξ,
 /// `M_ξ = U_ξ · V_ξ` with `U = G g Gᵀ` (`[α²][O][I]`) and `V = Bᵀ d B` (`[α²][I][tiles]`),
 /// here all OpenBLAS's; the tile transforms are AVX2 kernels of Kernels' own
@@ -23,11 +30,13 @@ struct LargeKernelWinograd: ForwardConvolution {
     let filters: Int
     /// r: 5 or 7.
     let kernelSize: Int
-    /// α = r + 1 points per tile side.
+    /// m: output tiles of m × m, 2 (or 4 for the forward pass of a 5×5 kernel, F(4×4, 5×5)).
+    let outputTile: Int
+    /// α = r + m − 1 points per tile side.
     let points: Int
-    /// Tiles per image down: ceil(outputHeight / 2).
+    /// Tiles per image down: ceil(outputHeight / m).
     let tilesHigh: Int
-    /// Tiles stored per tile-row: ceil(outputWidth / 2) rounded up to a multiple of 8, the
+    /// Tiles stored per tile-row: ceil(outputWidth / m) rounded up to a multiple of 8, the
     /// transforms' step. The extra tiles read padding; their outputs are never stored.
     let tilesWide: Int
     let imagesPerGroup: Int
@@ -36,19 +45,28 @@ struct LargeKernelWinograd: ForwardConvolution {
     var positions: Int { points * points }
     var tilesPerImage: Int { tilesHigh * tilesWide }
 
+    /// - Parameter outputTile: m, 2 or (for 5×5 kernels, the forward pass only) 4.
     /// - Parameter maximumImagesPerGroup: a cap on the images transformed together (tests use it
     ///   to run several groups on small layers).
-    init(geometry: ConvGeometry, filters: Int, maximumImagesPerGroup: Int = .max) {
+    init(geometry: ConvGeometry, filters: Int, outputTile: Int = 2, maximumImagesPerGroup: Int = .max) {
         self.geometry = geometry
         self.filters = filters
         kernelSize = geometry.kernel.height
-        points = kernelSize + 1
-        tilesHigh = (geometry.outputHeight + 1) / 2
-        tilesWide = ((geometry.outputWidth + 1) / 2 + 7) / 8 * 8
+        self.outputTile = outputTile
+        points = kernelSize + outputTile - 1
+        tilesHigh = (geometry.outputHeight + outputTile - 1) / outputTile
+        tilesWide = ((geometry.outputWidth + outputTile - 1) / outputTile + 7) / 8 * 8
         let floatsPerImage = points * points * tilesHigh * tilesWide * (geometry.channels + filters)
         let wanted = max(1, (WinogradF2x3.targetTilesPerGroup + tilesHigh * tilesWide - 1) / (tilesHigh * tilesWide))
         let affordable = max(1, WinogradF2x3.maximumGroupFloats / max(1, floatsPerImage))
         imagesPerGroup = max(1, min(geometry.batch, wanted, affordable, maximumImagesPerGroup))
+    }
+
+    /// The output tile of the forward pass (and of the backward-data pass, a forward pass on the
+    /// rotated kernels): F(4×4, 5×5) for 5×5 kernels, F(2×2, 7×7) for 7×7 (F(4×4, 7×7) would need
+    /// α = 10 points, and the error grows fast with each one).
+    static func forwardOutputTile(kernelSize: Int) -> Int {
+        kernelSize == 5 ? 4 : 2
     }
 
     /// Fewest channels, and fewest filters: below them the GEMMs' short sides and the transforms
@@ -58,6 +76,9 @@ struct LargeKernelWinograd: ForwardConvolution {
     /// 7×7 0.94, 1.02, 0.84, 0.98; 8×32×56×56 → 64 7×7 0.97, 0.87, 0.70; 8×64×28×28 → 64 7×7
     /// 0.70 (0.87, then 0.80 of that from the input transform's columns), 0.88, 0.58;
     /// 8×96×27×27 → 256 5×5 0.64–0.67, 0.67, 0.58; but 8×16×64×64 → 16 7×7 1.39, 1.38, 1.05.
+    /// With F(4×4, 5×5) for the forward and backward-data passes, 16–24 channels against the
+    /// direct kernel: 8×16×64×64 → 16 0.82, 0.89, 0.94 but 8×16×32×32 → 32 1.14, 1.15, 1.00 and
+    /// 8×24×28×28 → 24 1.38, 1.19, 1.10, so the minimum stays.
     static let minimumChannels = 32
 
     /// Whether this runs a layer on this CPU: a square 5×5 or 7×7 kernel, stride 1, no
@@ -91,21 +112,23 @@ struct LargeKernelWinograd: ForwardConvolution {
     /// `G g Gᵀ` as an α² × r² matrix acting on a kernel's taps. Row i of G (α × r) is point pᵢ's
     /// powers over the product of its distances to the other points; the point at ∞ keeps the
     /// last tap.
-    static func transformMatrix(kernelSize r: Int) -> [Float] {
-        r == 5 ? transformMatrix5 : transformMatrix7
+    static func transformMatrix(kernelSize r: Int, outputTile m: Int = 2) -> [Float] {
+        r == 7 ? transformMatrix7 : m == 4 ? transformMatrix5By4 : transformMatrix5
     }
 
-    private static let transformMatrix5 = makeTransformMatrix(kernelSize: 5)
-    private static let transformMatrix7 = makeTransformMatrix(kernelSize: 7)
+    private static let transformMatrix5 = makeTransformMatrix(kernelSize: 5, outputTile: 2)
+    private static let transformMatrix7 = makeTransformMatrix(kernelSize: 7, outputTile: 2)
+    private static let transformMatrix5By4 = makeTransformMatrix(kernelSize: 5, outputTile: 4)
 
-    private static func makeTransformMatrix(kernelSize r: Int) -> [Float] {
-        let finite: [Double] = r == 5 ? [0, 1, -1, 2, -2] : [0, 1, -1, 2, -2, 0.5, -0.5]
+    private static func makeTransformMatrix(kernelSize r: Int, outputTile m: Int) -> [Float] {
+        // The first α − 1 of these, and ∞: α = 8 has the same points for F(2, 7) and F(4, 5).
+        let finite = Array(([0, 1, -1, 2, -2, 0.5, -0.5] as [Double]).prefix(r + m - 2))
         var g = finite.map { p in
             let scale = finite.filter { $0 != p }.reduce(1) { $0 * (p - $1) }
             return (0..<r).map { k in Float((0..<k).reduce(1.0) { product, _ in product * p } / scale) }
         }
         g.append((0..<r).map { $0 == r - 1 ? 1 : 0 })
-        let points = r + 1
+        let points = r + m - 1
         var matrix = [Float](repeating: 0, count: points * points * r * r)
         for position in 0..<points * points {
             for tap in 0..<r * r {
@@ -185,6 +208,7 @@ struct LargeKernelWinograd: ForwardConvolution {
     /// - Parameter weightGradient: `[filters, channels, r, r]`, overwritten.
     func weightGradient(input: UnsafePointer<Float>, outputGradient: UnsafePointer<Float>,
                         weightGradient: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>) {
+        precondition(outputTile == 2, "the weight gradient's output-gradient transform is F(2×2, r×r)'s")
         let g = geometry
         GEMM.withSingleThreadedOpenBLAS {
             // dU accumulates in U's place.
@@ -210,7 +234,7 @@ struct LargeKernelWinograd: ForwardConvolution {
     private func untransformWeightGradient(_ transformed: UnsafePointer<Float>, into weightGradient: UnsafeMutablePointer<Float>) {
         let taps = kernelSize * kernelSize
         let (positions, planeStride) = (positions, weightPlaneStride)
-        Self.transformMatrix(kernelSize: kernelSize).withUnsafeBufferPointer { matrix in
+        Self.transformMatrix(kernelSize: kernelSize, outputTile: outputTile).withUnsafeBufferPointer { matrix in
             Parallel.forEach(filters * geometry.channels, workPerItem: positions * taps) { kernels in
                 GEMMBackend.openBLAS.multiply(transposeA: true, transposeB: false, m: kernels.count, n: taps, k: positions,
                                               alpha: 1, a: transformed + kernels.lowerBound, lda: planeStride,
@@ -225,7 +249,7 @@ struct LargeKernelWinograd: ForwardConvolution {
     private func transformWeights(_ weight: UnsafePointer<Float>, into transformed: UnsafeMutablePointer<Float>) {
         let taps = kernelSize * kernelSize
         let (positions, planeStride) = (positions, weightPlaneStride)
-        Self.transformMatrix(kernelSize: kernelSize).withUnsafeBufferPointer { matrix in
+        Self.transformMatrix(kernelSize: kernelSize, outputTile: outputTile).withUnsafeBufferPointer { matrix in
             Parallel.forEach(filters * geometry.channels, workPerItem: positions * taps) { kernels in
                 GEMMBackend.openBLAS.multiply(transposeA: false, transposeB: true, m: positions, n: kernels.count, k: taps,
                                               alpha: 1, a: matrix.baseAddress!, lda: taps,
@@ -241,14 +265,14 @@ struct LargeKernelWinograd: ForwardConvolution {
     private func transformInput(_ images: UnsafePointer<Float>, images count: Int, into transformed: UnsafeMutablePointer<Float>,
                                 rowStride: Int, planeStride: Int) {
         let g = geometry
-        let (kernelSize, tilesHigh, tilesWide, tilesPerImage) = (kernelSize, tilesHigh, tilesWide, tilesPerImage)
-        let scratchCount = kernels_winograd_large_input_scratch_count(kernelSize, tilesWide)
+        let (kernelSize, outputTile, tilesHigh, tilesWide, tilesPerImage) = (kernelSize, outputTile, tilesHigh, tilesWide, tilesPerImage)
+        let scratchCount = kernels_winograd_large_input_scratch_count(kernelSize, outputTile, tilesWide)
         Parallel.forEach(g.channels, workPerItem: count * tilesPerImage * positions) { channels in
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
             defer { scratch.deallocate() }
             for channel in channels {
                 for image in 0..<count {
-                    kernels_winograd_large_input_transform_avx2(kernelSize, images + image * g.imageSize + channel * g.inputPlaneSize,
+                    kernels_winograd_large_input_transform_avx2(kernelSize, outputTile, images + image * g.imageSize + channel * g.inputPlaneSize,
                                                                 g.height, g.width, g.padding.height, g.padding.width,
                                                                 0, tilesHigh, tilesWide,
                                                                 transformed + channel * rowStride + image * tilesPerImage,
@@ -275,9 +299,9 @@ struct LargeKernelWinograd: ForwardConvolution {
     private func transformOutput(_ products: UnsafePointer<Float>, images count: Int, rowStride: Int, planeStride: Int,
                                  into output: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?) {
         let g = geometry
-        let (kernelSize, tilesHigh, tilesWide) = (kernelSize, tilesHigh, tilesWide)
+        let (kernelSize, outputTile, tilesHigh, tilesWide) = (kernelSize, outputTile, tilesHigh, tilesWide)
         forEachFilterPlane(images: count) { filter, image, filterSide, scratch in
-            kernels_winograd_large_output_transform_avx2(kernelSize, products + filter * rowStride + image * tilesPerImage,
+            kernels_winograd_large_output_transform_avx2(kernelSize, outputTile, products + filter * rowStride + image * tilesPerImage,
                                                          planeStride, 0, tilesHigh, tilesWide, output + filterSide,
                                                          g.outputHeight, g.outputWidth, bias?[filter] ?? 0, scratch)
         }
@@ -285,13 +309,13 @@ struct LargeKernelWinograd: ForwardConvolution {
 
     /// Runs `body(filter, image, filterSide, scratch)` for every filter plane of `images`
     /// consecutive images, `filterSide` being that plane's offset in their NCHW output (or
-    /// output gradient): filters split across cores, each core with the 4·tilesWide floats of
+    /// output gradient): filters split across cores, each core with the m²·tilesWide floats of
     /// scratch the output-side transforms take.
     private func forEachFilterPlane(images count: Int,
                                     _ body: (_ filter: Int, _ image: Int, _ filterSide: Int, _ scratch: UnsafeMutablePointer<Float>) -> Void) {
-        let (filters, planeSize, tilesWide) = (filters, geometry.outputPlaneSize, tilesWide)
+        let (filters, planeSize, scratchCount) = (filters, geometry.outputPlaneSize, outputTile * outputTile * tilesWide)
         Parallel.forEach(filters, workPerItem: count * tilesPerImage * positions) { filterRange in
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 4 * tilesWide)
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
             defer { scratch.deallocate() }
             for filter in filterRange {
                 for image in 0..<count { body(filter, image, (image * filters + filter) * planeSize, scratch) }

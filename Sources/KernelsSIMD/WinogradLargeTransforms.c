@@ -5,7 +5,8 @@
 #include <immintrin.h>
 
 // Winograd F(2×2, r×r)'s tile transforms for r = 5 and r = 7 (α = r + 1 = 6 or 8 points:
-// 0, ±1, ±2 and, for 8, ±½, plus ∞), eight tiles of one tile-row per step in YMM registers. The
+// 0, ±1, ±2 and, for 8, ±½, plus ∞), and F(4×4, 5×5)'s input and output transforms (α = 8, the
+// same points and Bᵀ), eight tiles of one tile-row per step in YMM registers. The
 // matrices are constants the compiler folds into adds, subtracts and FMAs, skipping zeros
 // (a multiply by 0 cannot be dropped under IEEE rules unless the code says so).
 
@@ -48,6 +49,14 @@ static const float outputMatrix8[2][8] = {
     {0, 1, -1, 2, -2, 0.5f, -0.5f, 1},
 };
 
+/// Aᵀ for α = 8 with 4 × 4 output tiles (F(4×4, 5×5)): the powers 0 to 3 of each point.
+static const float outputMatrix8By4[4][8] = {
+    {1, 1, 1, 1, 1, 1, 1, 0},
+    {0, 1, -1, 2, -2, 0.5f, -0.5f, 0},
+    {0, 1, 1, 4, 4, 0.25f, 0.25f, 0},
+    {0, 1, -1, 8, -8, 0.125f, -0.125f, 1},
+};
+
 /// Σ_j coefficients[j]·x[j] over the nonzero coefficients (constants once inlined), starting
 /// from the first term rather than from zero.
 INLINE __m256 combine(const float *coefficients, const __m256 *x, int count) {
@@ -71,38 +80,43 @@ INLINE __m256 combine(const float *coefficients, const __m256 *x, int count) {
     return sum;
 }
 
-/// One input row of the plane (`y` may be in the padding: zeros) split into its even and odd
-/// padded columns: even[u] = column 2u − paddingLeft, odd[u] = column 2u + 1 − paddingLeft,
-/// for u < length. A tile's d_j (j = 2q or 2q + 1) over eight tiles is then one unaligned load.
-/// Eight pairs a step where both columns are inside the row, one at a time at the edges.
-TARGET static inline void splitRow(const float *plane, long height, long width, long y, long paddingLeft,
-                                   float *even, float *odd, long length) {
+/// One input row of the plane (`y` may be in the padding: zeros) split into its `m` column
+/// phases, `length` apart from `phases`: phase q's u-th is padded column m·u + q −
+/// paddingLeft, for u < length. With m = 2 (output tiles 2 wide), a tile's d_j (j = 2q' + q)
+/// over eight tiles is then one unaligned load; likewise for m = 4. Eight u a step where every
+/// column is inside the row (m = 2), one at a time elsewhere.
+INLINE void splitRow(const int m, const float *plane, long height, long width, long y, long paddingLeft,
+                     float *phases, long length) {
     if (y < 0 || y >= height) {
-        for (long u = 0; u < length; u++) even[u] = odd[u] = 0;
+        for (long u = 0; u < m * length; u++) phases[u] = 0;
         return;
     }
     const float *row = plane + y * width;
-    // Vector steps cover u in [first, last): 2u − paddingLeft ≥ 0 and 2(u + 7) + 1 − paddingLeft < width.
-    const long first = (paddingLeft + 1) / 2;
-    long last = (width + paddingLeft) / 2 - LANES + 1;
-    if (last > length - LANES + 1) last = length - LANES + 1;
     long u = 0;
-    for (; u < first && u < length; u++) {
-        const long x = 2 * u - paddingLeft;
-        even[u] = x >= 0 && x < width ? row[x] : 0;
-        odd[u] = x + 1 >= 0 && x + 1 < width ? row[x + 1] : 0;
-    }
-    for (; u < last; u += LANES) {
-        const float *source = row + 2 * u - paddingLeft;
-        const __m256 a = _mm256_loadu_ps(source), b = _mm256_loadu_ps(source + LANES);
-        const __m256 low = _mm256_permute2f128_ps(a, b, 0x20), high = _mm256_permute2f128_ps(a, b, 0x31);
-        _mm256_storeu_ps(even + u, _mm256_shuffle_ps(low, high, 0x88));
-        _mm256_storeu_ps(odd + u, _mm256_shuffle_ps(low, high, 0xDD));
+    if (m == 2) {
+        float *even = phases, *odd = phases + length;
+        // Vector steps cover u in [first, last): 2u − paddingLeft ≥ 0 and 2(u + 7) + 1 − paddingLeft < width.
+        const long first = (paddingLeft + 1) / 2;
+        long last = (width + paddingLeft) / 2 - LANES + 1;
+        if (last > length - LANES + 1) last = length - LANES + 1;
+        for (; u < first && u < length; u++) {
+            const long x = 2 * u - paddingLeft;
+            even[u] = x >= 0 && x < width ? row[x] : 0;
+            odd[u] = x + 1 >= 0 && x + 1 < width ? row[x + 1] : 0;
+        }
+        for (; u < last; u += LANES) {
+            const float *source = row + 2 * u - paddingLeft;
+            const __m256 a = _mm256_loadu_ps(source), b = _mm256_loadu_ps(source + LANES);
+            const __m256 low = _mm256_permute2f128_ps(a, b, 0x20), high = _mm256_permute2f128_ps(a, b, 0x31);
+            _mm256_storeu_ps(even + u, _mm256_shuffle_ps(low, high, 0x88));
+            _mm256_storeu_ps(odd + u, _mm256_shuffle_ps(low, high, 0xDD));
+        }
     }
     for (; u < length; u++) {
-        const long x = 2 * u - paddingLeft;
-        even[u] = x >= 0 && x < width ? row[x] : 0;
-        odd[u] = x + 1 >= 0 && x + 1 < width ? row[x + 1] : 0;
+        for (int q = 0; q < m; q++) {
+            const long x = m * u + q - paddingLeft;
+            phases[q * length + u] = x >= 0 && x < width ? row[x] : 0;
+        }
     }
 }
 
@@ -110,41 +124,40 @@ TARGET static inline void splitRow(const float *plane, long height, long width, 
 /// plane's height (see kernels_winograd_large_input_scratch_count).
 #define BAND_TILE_ROWS 16
 
-/// The row transform d·B of eight tiles of split row `i` (even and odd halves `length` apart).
-INLINE void rowTransform(const int alpha, const float *matrix, const float *even, long length, __m256 out[8]) {
+/// The row transform d·B of eight tiles of split row `i` (its m phases `length` apart).
+INLINE void rowTransform(const int alpha, const int m, const float *matrix, const float *phases, long length, __m256 out[8]) {
     __m256 d[8];
 #pragma unroll
-    for (int q = 0; q < alpha / 2; q++) {
-        d[2 * q] = _mm256_loadu_ps(even + q);
-        d[2 * q + 1] = _mm256_loadu_ps(even + length + q);
-    }
+    for (int j = 0; j < alpha; j++) d[j] = _mm256_loadu_ps(phases + (j % m) * length + j / m);
 #pragma unroll
     for (int l = 0; l < alpha; l++) out[l] = combine(matrix + l * alpha, d, alpha);
 }
 
-/// V = Bᵀ d B for every tile of the span. By bands of tile-rows: each input row of a band is
-/// split into even and odd columns once, then by columns of eight tiles down the band, where
-/// consecutive tile-rows share α − 2 input rows: each row's d·B is computed once and shifted
-/// up, two new rows a tile-row, then Bᵀ down the columns.
-INLINE void inputTransform(const int alpha, const float *matrix, const float *plane, long height, long width,
+/// V = Bᵀ d B for every tile of the span, tiles m × m outputs (m rows and columns apart). By
+/// bands of tile-rows: each input row of a band is split into its m column phases once, then
+/// by columns of eight tiles down the band, where consecutive tile-rows share α − m input
+/// rows: each row's d·B is computed once and shifted up, m new rows a tile-row, then Bᵀ down
+/// the columns.
+INLINE void inputTransform(const int alpha, const int m, const float *matrix, const float *plane, long height, long width,
                            long paddingTop, long paddingLeft, long firstTileRow, long tileRows, long tilesWide,
                            float *transformed, long planeStride, float *scratch) {
-    const long length = tilesWide + alpha / 2;
+    const long length = tilesWide + alpha / m;
+    const long rowFloats = m * length;
     for (long bandStart = 0; bandStart < tileRows; bandStart += BAND_TILE_ROWS) {
         const long bandRows = tileRows - bandStart < BAND_TILE_ROWS ? tileRows - bandStart : BAND_TILE_ROWS;
-        const long top = 2 * (firstTileRow + bandStart) - paddingTop;
-        const long inputRows = 2 * bandRows + alpha - 2;
-        for (long r = 0; r < inputRows; r++) {
-            splitRow(plane, height, width, top + r, paddingLeft, scratch + 2 * r * length, scratch + (2 * r + 1) * length, length);
-        }
+        const long top = m * (firstTileRow + bandStart) - paddingTop;
+        const long inputRows = m * bandRows + alpha - m;
+        for (long r = 0; r < inputRows; r++) splitRow(m, plane, height, width, top + r, paddingLeft, scratch + r * rowFloats, length);
         for (long tx = 0; tx < tilesWide; tx += LANES) {
             __m256 rows[8][8];
 #pragma unroll
-            for (int i = 0; i < alpha - 2; i++) rowTransform(alpha, matrix, scratch + 2 * i * length + tx, length, rows[i]);
+            for (int i = 0; i < alpha - m; i++) rowTransform(alpha, m, matrix, scratch + i * rowFloats + tx, length, rows[i]);
             for (long tileRow = 0; tileRow < bandRows; tileRow++) {
-                const long newest = 2 * tileRow + alpha - 2;
-                rowTransform(alpha, matrix, scratch + 2 * newest * length + tx, length, rows[alpha - 2]);
-                rowTransform(alpha, matrix, scratch + 2 * (newest + 1) * length + tx, length, rows[alpha - 1]);
+                const long newest = m * tileRow + alpha - m;
+#pragma unroll
+                for (int i = 0; i < m; i++) {
+                    rowTransform(alpha, m, matrix, scratch + (newest + i) * rowFloats + tx, length, rows[alpha - m + i]);
+                }
                 float *destination = transformed + (bandStart + tileRow) * tilesWide + tx;
 #pragma unroll
                 for (int l = 0; l < alpha; l++) {
@@ -157,50 +170,69 @@ INLINE void inputTransform(const int alpha, const float *matrix, const float *pl
                     }
                 }
 #pragma unroll
-                for (int i = 0; i < alpha - 2; i++) {
+                for (int i = 0; i < alpha - m; i++) {
 #pragma unroll
-                    for (int l = 0; l < alpha; l++) rows[i][l] = rows[i + 2][l];
+                    for (int l = 0; l < alpha; l++) rows[i][l] = rows[i + m][l];
                 }
             }
         }
     }
 }
 
-/// Y = Aᵀ M A (+ bias) for every tile of the span, eight tiles a step, each tile's 2 × 2
-/// outputs interleaved back into two rows of `scratch` (2·tilesWide floats each) and the rows
+/// Eight tiles' m outputs of one output row (vector b holding column b of each tile) in
+/// column order: tile t's column b at 2t + b (m = 2) or 4t + b (m = 4).
+INLINE void interleave(const int m, const __m256 *columns, float *row) {
+    if (m == 2) {
+        // Per 128-bit half: l0 r0 l1 r1 | l2 r2 l3 r3, then the halves in column order.
+        const __m256 low = _mm256_unpacklo_ps(columns[0], columns[1]), high = _mm256_unpackhi_ps(columns[0], columns[1]);
+        _mm256_storeu_ps(row, _mm256_permute2f128_ps(low, high, 0x20));
+        _mm256_storeu_ps(row + LANES, _mm256_permute2f128_ps(low, high, 0x31));
+        return;
+    }
+    // A 4 × 8 transpose: after the unpacks and shuffles, each 128-bit half holds one tile's 4 columns
+    // (tiles 0|4, 1|5, 2|6, 3|7).
+    const __m256 t0 = _mm256_unpacklo_ps(columns[0], columns[1]), t1 = _mm256_unpackhi_ps(columns[0], columns[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(columns[2], columns[3]), t3 = _mm256_unpackhi_ps(columns[2], columns[3]);
+    const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    _mm256_storeu_ps(row, _mm256_permute2f128_ps(u0, u1, 0x20));
+    _mm256_storeu_ps(row + LANES, _mm256_permute2f128_ps(u2, u3, 0x20));
+    _mm256_storeu_ps(row + 2 * LANES, _mm256_permute2f128_ps(u0, u1, 0x31));
+    _mm256_storeu_ps(row + 3 * LANES, _mm256_permute2f128_ps(u2, u3, 0x31));
+}
+
+/// Y = Aᵀ M A (+ bias) for every tile of the span, eight tiles a step, each tile's m × m
+/// outputs interleaved back into m rows of `scratch` (m·tilesWide floats each) and the rows
 /// inside the plane copied out.
-INLINE void outputTransform(const int alpha, const float *matrix, const float *products, long planeStride,
+INLINE void outputTransform(const int alpha, const int m, const float *matrix, const float *products, long planeStride,
                             long firstTileRow, long tileRows, long tilesWide, float *plane, long outputHeight,
                             long outputWidth, float bias, float *scratch) {
     const __m256 offset = _mm256_set1_ps(bias);
-    const long rowLength = 2 * tilesWide;
+    const long rowLength = m * tilesWide;
     for (long tileRow = 0; tileRow < tileRows; tileRow++) {
         const float *source = products + tileRow * tilesWide;
         for (long tx = 0; tx < tilesWide; tx += LANES) {
             // Aᵀ down each column l, then across: y[a][b] = Σ_l Aᵀ[b][l]·s[a][l].
-            __m256 sums[2][8];
+            __m256 sums[4][8];
             #pragma unroll
             for (int l = 0; l < alpha; l++) {
                 __m256 column[8];
                 #pragma unroll
                 for (int k = 0; k < alpha; k++) column[k] = _mm256_loadu_ps(source + (k * alpha + l) * planeStride + tx);
-                sums[0][l] = combine(matrix, column, alpha);
-                sums[1][l] = combine(matrix + alpha, column, alpha);
+                #pragma unroll
+                for (int a = 0; a < m; a++) sums[a][l] = combine(matrix + a * alpha, column, alpha);
             }
             #pragma unroll
-            for (int a = 0; a < 2; a++) {
-                const __m256 left = _mm256_add_ps(combine(matrix, sums[a], alpha), offset);
-                const __m256 right = _mm256_add_ps(combine(matrix + alpha, sums[a], alpha), offset);
-                // Per 128-bit half: l0 r0 l1 r1 | l2 r2 l3 r3, then the halves in column order.
-                const __m256 low = _mm256_unpacklo_ps(left, right), high = _mm256_unpackhi_ps(left, right);
-                float *row = scratch + a * rowLength + 2 * tx;
-                _mm256_storeu_ps(row, _mm256_permute2f128_ps(low, high, 0x20));
-                _mm256_storeu_ps(row + LANES, _mm256_permute2f128_ps(low, high, 0x31));
+            for (int a = 0; a < m; a++) {
+                __m256 columns[4];
+                #pragma unroll
+                for (int b = 0; b < m; b++) columns[b] = _mm256_add_ps(combine(matrix + b * alpha, sums[a], alpha), offset);
+                interleave(m, columns, scratch + a * rowLength + m * tx);
             }
         }
         #pragma unroll
-        for (int a = 0; a < 2; a++) {
-            const long y = 2 * (firstTileRow + tileRow) + a;
+        for (int a = 0; a < m; a++) {
+            const long y = m * (firstTileRow + tileRow) + a;
             if (y >= outputHeight) break;
             const float *row = scratch + a * rowLength;
             float *destination = plane + y * outputWidth;
@@ -219,8 +251,7 @@ INLINE void outputGradientTransform(const int alpha, const float *matrix, const 
         const long top = 2 * (firstTileRow + tileRow);
 #pragma unroll
         for (int a = 0; a < 2; a++) {
-            splitRow(plane, outputHeight, outputWidth, top + a, 0, scratch + 2 * a * tilesWide,
-                     scratch + (2 * a + 1) * tilesWide, tilesWide);
+            splitRow(2, plane, outputHeight, outputWidth, top + a, 0, scratch + 2 * a * tilesWide, tilesWide);
         }
         float *destination = transformed + tileRow * tilesWide;
         for (long tx = 0; tx < tilesWide; tx += LANES) {
@@ -262,41 +293,47 @@ TARGET void kernels_winograd_large_output_gradient_transform_avx2(long kernelSiz
     }
 }
 
-long kernels_winograd_large_input_scratch_count(long kernelSize, long tilesWide) {
-    const long alpha = kernelSize + 1;
-    return (2 * BAND_TILE_ROWS + alpha - 2) * 2 * (tilesWide + alpha / 2);
+long kernels_winograd_large_input_scratch_count(long kernelSize, long outputTile, long tilesWide) {
+    const long alpha = kernelSize + outputTile - 1;
+    return (outputTile * BAND_TILE_ROWS + alpha - outputTile) * outputTile * (tilesWide + alpha / outputTile);
 }
 
-TARGET void kernels_winograd_large_input_transform_avx2(long kernelSize, const float *plane, long height, long width,
-                                                        long paddingTop, long paddingLeft,
+TARGET void kernels_winograd_large_input_transform_avx2(long kernelSize, long outputTile, const float *plane, long height,
+                                                        long width, long paddingTop, long paddingLeft,
                                                         long firstTileRow, long tileRows, long tilesWide,
                                                         float *transformed, long planeStride, float *scratch) {
-    if (kernelSize == 5) {
-        inputTransform(6, &inputMatrix6[0][0], plane, height, width, paddingTop, paddingLeft, firstTileRow, tileRows,
+    if (outputTile == 4) {
+        inputTransform(8, 4, &inputMatrix8[0][0], plane, height, width, paddingTop, paddingLeft, firstTileRow, tileRows,
+                       tilesWide, transformed, planeStride, scratch);
+    } else if (kernelSize == 5) {
+        inputTransform(6, 2, &inputMatrix6[0][0], plane, height, width, paddingTop, paddingLeft, firstTileRow, tileRows,
                        tilesWide, transformed, planeStride, scratch);
     } else {
-        inputTransform(8, &inputMatrix8[0][0], plane, height, width, paddingTop, paddingLeft, firstTileRow, tileRows,
+        inputTransform(8, 2, &inputMatrix8[0][0], plane, height, width, paddingTop, paddingLeft, firstTileRow, tileRows,
                        tilesWide, transformed, planeStride, scratch);
     }
 }
 
-TARGET void kernels_winograd_large_output_transform_avx2(long kernelSize, const float *products, long planeStride,
-                                                         long firstTileRow, long tileRows, long tilesWide,
+TARGET void kernels_winograd_large_output_transform_avx2(long kernelSize, long outputTile, const float *products,
+                                                         long planeStride, long firstTileRow, long tileRows, long tilesWide,
                                                          float *plane, long outputHeight, long outputWidth,
                                                          float bias, float *scratch) {
-    if (kernelSize == 5) {
-        outputTransform(6, &outputMatrix6[0][0], products, planeStride, firstTileRow, tileRows, tilesWide, plane,
+    if (outputTile == 4) {
+        outputTransform(8, 4, &outputMatrix8By4[0][0], products, planeStride, firstTileRow, tileRows, tilesWide, plane,
+                        outputHeight, outputWidth, bias, scratch);
+    } else if (kernelSize == 5) {
+        outputTransform(6, 2, &outputMatrix6[0][0], products, planeStride, firstTileRow, tileRows, tilesWide, plane,
                         outputHeight, outputWidth, bias, scratch);
     } else {
-        outputTransform(8, &outputMatrix8[0][0], products, planeStride, firstTileRow, tileRows, tilesWide, plane,
+        outputTransform(8, 2, &outputMatrix8[0][0], products, planeStride, firstTileRow, tileRows, tilesWide, plane,
                         outputHeight, outputWidth, bias, scratch);
     }
 }
 
 #else
 
-long kernels_winograd_large_input_scratch_count(long kernelSize, long tilesWide) {
-    (void)kernelSize; (void)tilesWide;
+long kernels_winograd_large_input_scratch_count(long kernelSize, long outputTile, long tilesWide) {
+    (void)kernelSize; (void)outputTile; (void)tilesWide;
     return 0;
 }
 
@@ -308,18 +345,18 @@ void kernels_winograd_large_output_gradient_transform_avx2(long kernelSize, cons
     (void)kernelSize; (void)plane; (void)outputHeight; (void)outputWidth; (void)firstTileRow; (void)tileRows;
     (void)tilesWide; (void)transformed; (void)planeStride; (void)scratch;
 }
-void kernels_winograd_large_input_transform_avx2(long kernelSize, const float *plane, long height, long width,
-                                                 long paddingTop, long paddingLeft,
+void kernels_winograd_large_input_transform_avx2(long kernelSize, long outputTile, const float *plane, long height,
+                                                 long width, long paddingTop, long paddingLeft,
                                                  long firstTileRow, long tileRows, long tilesWide,
                                                  float *transformed, long planeStride, float *scratch) {
-    (void)kernelSize; (void)plane; (void)height; (void)width; (void)paddingTop; (void)paddingLeft;
+    (void)kernelSize; (void)outputTile; (void)plane; (void)height; (void)width; (void)paddingTop; (void)paddingLeft;
     (void)firstTileRow; (void)tileRows; (void)tilesWide; (void)transformed; (void)planeStride; (void)scratch;
 }
-void kernels_winograd_large_output_transform_avx2(long kernelSize, const float *products, long planeStride,
-                                                  long firstTileRow, long tileRows, long tilesWide,
+void kernels_winograd_large_output_transform_avx2(long kernelSize, long outputTile, const float *products,
+                                                  long planeStride, long firstTileRow, long tileRows, long tilesWide,
                                                   float *plane, long outputHeight, long outputWidth,
                                                   float bias, float *scratch) {
-    (void)kernelSize; (void)products; (void)planeStride; (void)firstTileRow; (void)tileRows; (void)tilesWide;
+    (void)kernelSize; (void)outputTile; (void)products; (void)planeStride; (void)firstTileRow; (void)tileRows; (void)tilesWide;
     (void)plane; (void)outputHeight; (void)outputWidth; (void)bias; (void)scratch;
 }
 

@@ -36,9 +36,11 @@ import KernelsSIMD
             let params = Reference.Params(padding: c.padding)
             let withoutBias = Reference.conv2d(x, w, nil, params).values
             let withBiasAdded = withoutBias.indices.map { withoutBias[$0] + Double(b.scalars[$0 / g.outputPlaneSize % c.filters]) }
-            // Groups of every image at once, and of one image each.
+            // Groups of every image at once, and of one image each; F(2×2, 5×5) and F(4×4, 5×5).
             for maximumImagesPerGroup in [Int.max, 1] {
-                let winograd = LargeKernelWinograd(geometry: g, filters: c.filters, maximumImagesPerGroup: maximumImagesPerGroup)
+              for outputTile in c.kernel == 5 ? [2, 4] : [2] {
+                let winograd = LargeKernelWinograd(geometry: g, filters: c.filters, outputTile: outputTile,
+                                                   maximumImagesPerGroup: maximumImagesPerGroup)
                 for withBias in [true, false] {
                     var output = [Float](repeating: .nan, count: g.batch * c.filters * g.outputPlaneSize)
                     var workspace = [Float](repeating: .nan, count: winograd.workspaceCount)
@@ -50,8 +52,9 @@ import KernelsSIMD
                         }
                     }
                     #expect(relativeError(output, withBias ? withBiasAdded : withoutBias) <= 2e-4,
-                            "\(c) bias \(withBias) images per group \(maximumImagesPerGroup)")
+                            "\(c) bias \(withBias) images per group \(maximumImagesPerGroup) output tile \(outputTile)")
                 }
+              }
             }
         }
     }
@@ -104,13 +107,13 @@ import KernelsSIMD
                     Issue.record("\(c): the forward pass is not a convolution")
                     continue
                 }
-                #expect(convolution is LargeKernelWinograd, "\(c)")
+                #expect((convolution as? LargeKernelWinograd)?.outputTile == (c.kernel == 5 ? 4 : 2), "\(c)")
                 guard case .rotated(let rotated) = engine.backwardDataPath else {
                     Issue.record("\(c): the backward-data pass is not on the rotated kernels")
                     continue
                 }
-                #expect(rotated is LargeKernelWinograd, "\(c)")
-                guard case .largeWinograd = engine.weightGradientPath else {
+                #expect((rotated as? LargeKernelWinograd)?.outputTile == (c.kernel == 5 ? 4 : 2), "\(c)")
+                guard case .largeWinograd(let gradient) = engine.weightGradientPath, gradient.outputTile == 2 else {
                     Issue.record("\(c): the weight gradient is not Winograd's")
                     continue
                 }
@@ -176,5 +179,15 @@ import KernelsSIMD
         #expect(matrix[35 * 25 + 24] == 1)
         // ξ = 6·3 + 4 (points 2 and −2), tap 5·4 + 4: (2⁴/24)·((−2)⁴/24) = (2/3)².
         #expect(abs(matrix[22 * 25 + 24] - Float(4.0 / 9)) <= 1e-7)
+        // F(4×4, 5×5): α = 8 points 0, ±1, ±2, ±½ and ∞. Point 0's row of G is
+        // 1 / ((0 − 1)(0 + 1)(0 − 2)(0 + 2)(0 − ½)(0 + ½)) = −1 on tap 0, so ξ = 0 keeps tap 0 once;
+        // ξ = 8·3 + 5 (points 2 and ½), tap 0: G[2][0]·G[½][0] with G[2][0] = 1/((2)(1)(3)(4)(3/2)(5/2))
+        // = 1/90 and G[½][0] = 1/((½)(−½)(3/2)(−3/2)(5/2)(1)) = 32/45.
+        let matrix4 = LargeKernelWinograd.transformMatrix(kernelSize: 5, outputTile: 4)
+        #expect(matrix4.count == 64 * 25)
+        #expect(matrix4[0] == 1)
+        #expect(matrix4[1..<25].allSatisfy { $0 == 0 })
+        #expect(matrix4[63 * 25 + 24] == 1)
+        #expect(abs(matrix4[(8 * 3 + 5) * 25] - Float(1.0 / 90 * 32 / 45)) <= 1e-8)
     }
 }

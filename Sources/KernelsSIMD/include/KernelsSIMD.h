@@ -179,29 +179,30 @@ void kernels_pack_taps_avx2(const float *source, long rows, long sourceStride, l
 void kernels_pack_taps_avx512(const float *source, long rows, long sourceStride, long channels, long taps,
                               long columnBegin, long columnEnd, float *destination, long width);
 
-/// Winograd F(2×2, r×r)'s input transform for r = `kernelSize` (5 or 7; α = r + 1): for tile-rows
+/// Winograd F(m×m, r×r)'s input transform for r = `kernelSize` and m = `outputTile`: F(2×2, 5×5),
+/// F(2×2, 7×7) or F(4×4, 5×5) (α = r + m − 1 = 6, 8 or 8): for tile-rows
 /// [firstTileRow, firstTileRow + tileRows) of one `height × width` plane padded by `paddingTop` /
-/// `paddingLeft` (tile (ty, tx) reads α × α pixels from row 2·ty − paddingTop, column
-/// 2·tx − paddingLeft; zero outside the plane), position ξ = α·k + l of `Bᵀ d B` of tile t of the
+/// `paddingLeft` (tile (ty, tx) reads α × α pixels from row m·ty − paddingTop, column
+/// m·tx − paddingLeft; zero outside the plane), position ξ = α·k + l of `Bᵀ d B` of tile t of the
 /// span goes to `transformed[ξ·planeStride + t]`, `tilesWide` tiles (a multiple of 8) per
-/// tile-row. `scratch` holds kernels_winograd_large_input_scratch_count(kernelSize, tilesWide)
-/// floats. Requires kernels_simd_has_avx2_fma().
-long kernels_winograd_large_input_scratch_count(long kernelSize, long tilesWide);
-void kernels_winograd_large_input_transform_avx2(long kernelSize, const float *plane, long height, long width,
-                                                 long paddingTop, long paddingLeft,
+/// tile-row. `scratch` holds kernels_winograd_large_input_scratch_count(kernelSize, outputTile,
+/// tilesWide) floats. Requires kernels_simd_has_avx2_fma().
+long kernels_winograd_large_input_scratch_count(long kernelSize, long outputTile, long tilesWide);
+void kernels_winograd_large_input_transform_avx2(long kernelSize, long outputTile, const float *plane, long height,
+                                                 long width, long paddingTop, long paddingLeft,
                                                  long firstTileRow, long tileRows, long tilesWide,
                                                  float *transformed, long planeStride, float *scratch);
 
 /// Its output transform: `Aᵀ M A + bias` of each tile of the span (positions `planeStride`
-/// apart, as the input transform lays them out) into output rows 2·ty and 2·ty + 1 of the
+/// apart, as the input transform lays them out) into output rows m·ty to m·ty + m − 1 of the
 /// `outputHeight × outputWidth` plane; nothing outside it is written. `scratch` holds
-/// 4·tilesWide floats. Requires kernels_simd_has_avx2_fma().
-void kernels_winograd_large_output_transform_avx2(long kernelSize, const float *products, long planeStride,
-                                                  long firstTileRow, long tileRows, long tilesWide,
+/// m²·tilesWide floats. Requires kernels_simd_has_avx2_fma().
+void kernels_winograd_large_output_transform_avx2(long kernelSize, long outputTile, const float *products,
+                                                  long planeStride, long firstTileRow, long tileRows, long tilesWide,
                                                   float *plane, long outputHeight, long outputWidth,
                                                   float bias, float *scratch);
 
-/// Its output-gradient transform for the weight gradient: `A dY Aᵀ` of each tile's 2 × 2 output
+/// F(2×2, r×r)'s output-gradient transform for the weight gradient: `A dY Aᵀ` of each tile's 2 × 2 output
 /// gradient (rows 2·ty and 2·ty + 1 of the `outputHeight × outputWidth` plane, zero past its
 /// edge) into the α² positions, laid out as the input transform lays out its tiles. `scratch`
 /// holds 4·tilesWide floats. Requires kernels_simd_has_avx2_fma().
