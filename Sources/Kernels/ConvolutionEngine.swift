@@ -190,9 +190,7 @@ struct ConvolutionEngine {
     /// pass by Winograd F(4×4, 5×5) or F(2×2, 7×7) (see ``LargeKernelWinograd``), ahead of the
     /// channel-last and direct kernels.
     var forwardLargeWinograd: LargeKernelWinograd? {
-        guard backend == .openBLAS, LargeKernelWinograd.applies(to: geometry, filters: filters) else { return nil }
-        return LargeKernelWinograd(geometry: geometry, filters: filters,
-                                   outputTile: LargeKernelWinograd.forwardOutputTile(kernelSize: geometry.kernel.height))
+        backend == .openBLAS ? LargeKernelWinograd.forwardPass(geometry, filters: filters) : nil
     }
 
     /// The same for the weight gradient, by F(2×2, r×r).
@@ -203,26 +201,23 @@ struct ConvolutionEngine {
 
     /// The same for the backward-data pass of such layers, as a forward pass on the rotated
     /// kernels (``rotatedGeometry``).
-    var backwardDataLargeWinograd: LargeKernelWinograd? {
-        guard backend == .openBLAS, let rotated = rotatedGeometry,
-              LargeKernelWinograd.applies(to: rotated, filters: geometry.channels) else { return nil }
-        return LargeKernelWinograd(geometry: rotated, filters: geometry.channels,
-                                   outputTile: LargeKernelWinograd.forwardOutputTile(kernelSize: rotated.kernel.height))
-    }
+    var backwardDataLargeWinograd: LargeKernelWinograd? { onRotatedKernels(LargeKernelWinograd.forwardPass) }
 
     /// Dilated 3×3 stride-1 layers padded by their dilation: all three passes by Winograd
     /// F(2×2, 3×3) on the phase sub-images (see ``DilatedWinograd``).
     var forwardDilatedWinograd: DilatedWinograd? {
-        guard backend == .openBLAS, DilatedWinograd.applies(to: geometry, filters: filters) else { return nil }
-        return DilatedWinograd(geometry: geometry, filters: filters)
+        backend == .openBLAS ? DilatedWinograd.forwardPass(geometry, filters: filters) : nil
     }
 
     /// The same for the backward-data pass, on the rotated kernels (``rotatedGeometry``: a
     /// dilated 3×3 layer padded by its dilation again).
-    var backwardDataDilatedWinograd: DilatedWinograd? {
-        guard backend == .openBLAS, let rotated = rotatedGeometry,
-              DilatedWinograd.applies(to: rotated, filters: geometry.channels) else { return nil }
-        return DilatedWinograd(geometry: rotated, filters: geometry.channels)
+    var backwardDataDilatedWinograd: DilatedWinograd? { onRotatedKernels(DilatedWinograd.forwardPass) }
+
+    /// `make(rotatedGeometry, channels)` with the OpenBLAS backend: a forward convolution for
+    /// the backward-data pass, the output gradient's `F` channels in and the image's `C` out.
+    private func onRotatedKernels<Convolution>(_ make: (ConvGeometry, _ filters: Int) -> Convolution?) -> Convolution? {
+        guard backend == .openBLAS, let rotated = rotatedGeometry else { return nil }
+        return make(rotated, geometry.channels)
     }
 
     /// The forward convolution that runs the backward-data pass on rotated kernels, if one does.

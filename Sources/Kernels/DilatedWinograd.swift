@@ -108,6 +108,11 @@ struct DilatedWinograd: ForwardConvolution, Sendable {
         return WinogradF2x3.applies(to: phase, filters: filters)
     }
 
+    /// This for a layer it runs (``applies(to:filters:)``); nil for any other.
+    static func forwardPass(_ g: ConvGeometry, filters: Int) -> DilatedWinograd? {
+        applies(to: g, filters: filters) ? DilatedWinograd(geometry: g, filters: filters) : nil
+    }
+
     /// Winograd over the blocks of `images` images.
     private func winograd(images: Int) -> WinogradF2x3 {
         WinogradF2x3(batch: images * imagesPerImage, inputChannels: geometry.channels, height: rows.length,

@@ -62,6 +62,13 @@ struct LargeKernelWinograd: ForwardConvolution {
         imagesPerGroup = max(1, min(geometry.batch, wanted, affordable, maximumImagesPerGroup))
     }
 
+    /// The forward pass of a layer this runs (``applies(to:filters:)``), with its output tile
+    /// (``forwardOutputTile(kernelSize:)``); nil for any other.
+    static func forwardPass(_ g: ConvGeometry, filters: Int) -> LargeKernelWinograd? {
+        applies(to: g, filters: filters)
+            ? LargeKernelWinograd(geometry: g, filters: filters, outputTile: forwardOutputTile(kernelSize: g.kernel.height)) : nil
+    }
+
     /// The output tile of the forward pass (and of the backward-data pass, a forward pass on the
     /// rotated kernels): F(4×4, 5×5) for 5×5 kernels, F(2×2, 7×7) for 7×7 (F(4×4, 7×7) would need
     /// α = 10 points, and the error grows fast with each one).
