@@ -70,10 +70,8 @@ struct DilatedWinograd: ForwardConvolution, Sendable {
             (Layout(length: geometry.height, dilation: d.height, isStacked: stacking.rows),
              Layout(length: geometry.width, dilation: d.width, isStacked: stacking.columns))
         }
-        func winograd(_ layouts: (rows: Layout, columns: Layout), images: Int) -> WinogradF2x3 {
-            WinogradF2x3(batch: images * layouts.rows.images * layouts.columns.images, inputChannels: geometry.channels,
-                         height: layouts.rows.length, width: layouts.columns.length, outputChannels: filters,
-                         padding: 1, backend: .openBLAS)
+        func winograd(_ layouts: (Layout, Layout), images: Int) -> WinogradF2x3 {
+            Self.winograd(geometry, filters: filters, rows: layouts.0, columns: layouts.1, images: images)
         }
         let chosen = stacking.map(layouts) ?? [(false, false), (false, true), (true, false), (true, true)].map(layouts)
             .min { a, b in
@@ -97,9 +95,12 @@ struct DilatedWinograd: ForwardConvolution, Sendable {
 
     /// Whether this runs a layer: a 3×3 kernel, stride 1, a dilation above 1 on some axis and
     /// padding equal to it, ``minimumChannels`` channels and filters, and a phase block geometry
-    /// Winograd takes.
+    /// Winograd takes. Not a dilation beyond the image's size: every phase but a few would be
+    /// empty (nothing to gain), and the blocks' count or stacked length, growing with the
+    /// dilation, would no longer be bounded by the image's checked size.
     static func applies(to g: ConvGeometry, filters: Int) -> Bool {
         guard g.kernel == 3, g.stride == 1, g.dilation != 1, g.padding == g.dilation,
+              g.dilation.height <= g.height, g.dilation.width <= g.width,
               g.channels >= minimumChannels, filters >= minimumChannels,
               let phase = try? ConvGeometry(batch: 1, channels: g.channels,
                                             height: (g.height + g.dilation.height - 1) / g.dilation.height,
@@ -115,7 +116,12 @@ struct DilatedWinograd: ForwardConvolution, Sendable {
 
     /// Winograd over the blocks of `images` images.
     private func winograd(images: Int) -> WinogradF2x3 {
-        WinogradF2x3(batch: images * imagesPerImage, inputChannels: geometry.channels, height: rows.length,
+        Self.winograd(geometry, filters: filters, rows: rows, columns: columns, images: images)
+    }
+
+    /// Winograd over the blocks of `images` images of `geometry` laid out by `rows` and `columns`.
+    private static func winograd(_ geometry: ConvGeometry, filters: Int, rows: Layout, columns: Layout, images: Int) -> WinogradF2x3 {
+        WinogradF2x3(batch: images * rows.images * columns.images, inputChannels: geometry.channels, height: rows.length,
                      width: columns.length, outputChannels: filters, padding: 1, backend: .openBLAS)
     }
 

@@ -3,7 +3,7 @@ import Testing
 
 /// Dilated 3×3 "same" layers by Winograd over the phase sub-images, against the float64
 /// reference: dilations that divide the size and ones that do not (shorter phases zero-padded),
-/// unequal dilations, a size smaller than the dilation (empty phases), phase blocks separate and
+/// unequal dilations, a dilation as large as the size (one row a phase), phase blocks separate and
 /// stacked along each axis, one chunk and one image a chunk; and through `Conv2D` and
 /// `ConvTranspose2D`, where the engine gives it all passes.
 @Suite struct DilatedWinogradTests {
@@ -14,7 +14,7 @@ import Testing
         ([3, 33, 11, 13], 40, 2),                                     // odd sizes: phases 6×7, 6×6, 5×7, 5×6
         ([1, 32, 10, 17], 36, 3),                                     // phases of 4 or 3 rows, 6 or 5 columns
         ([2, 34, 9, 14], 32, Size2D(height: 1, width: 4)),            // dilated along one axis
-        ([1, 32, 3, 5], 32, 4),                                       // 3 rows for dilation 4: a phase row empty
+        ([1, 32, 4, 5], 32, 4),                                       // dilation 4 over 4 rows: one row a phase
     ]
 
     static func geometry(_ c: Case) throws -> ConvGeometry {
@@ -55,6 +55,30 @@ import Testing
         #expect(try !applies([8, 256, 28, 28], 256, kernel: 5, padding: 4, dilation: 2))
         #expect(try !applies([8, 16, 28, 28], 256, padding: 2, dilation: 2))         // 16 channels
         #expect(try !applies([8, 256, 28, 28], 16, padding: 2, dilation: 2))         // 16 filters
+        #expect(try !applies([1, 32, 5, 40], 32, padding: 8, dilation: 8))           // dilation past the height
+        #expect(try applies([1, 32, 5, 40], 32, padding: 5, dilation: 5))
+    }
+
+    /// A dilation far past the image (padding equal to it) is a valid layer; asking for its
+    /// workspace or running it never traps in the sizing of phase blocks.
+    @Test func hugeDilationsDoNotOverflow() throws {
+        for dilation in [1 << 20, 1 << 30, 1 << 40] {
+            let conv = Conv2D(padding: Size2D(dilation), dilation: Size2D(dilation))
+            let input = [0, 32, 5, 6], weight = [32, 32, 3, 3]
+            do {
+                #expect(try conv.workspaceByteCount(input: input, weight: weight) >= 0, "\(dilation)")
+            } catch let error as KernelError {
+                #expect(!error.argument.isEmpty, "\(dilation)")
+            }
+        }
+        // Run once: the only tap inside the image is the centre one, a 1×1 convolution.
+        var generator = SeededGenerator(seed: 185)
+        let conv = Conv2D(padding: Size2D(1 << 20), dilation: Size2D(1 << 20))
+        let x = Tensor.random([1, 32, 5, 6], using: &generator)
+        let w = Tensor.random([32, 32, 3, 3], using: &generator)
+        let y = try conv.forward(x, weight: w)
+        let params = Reference.Params(padding: Size2D(1 << 20), dilation: Size2D(1 << 20))
+        #expect(relativeError(y.scalars, Reference.conv2d(x, w, nil, params).values) <= 2e-4)
     }
 
     @Test func forwardMatchesTheReference() throws {
