@@ -14,6 +14,8 @@
 #define INLINE TARGET static inline __attribute__((always_inline))
 #define LANES 8
 
+#include "WinogradEightPoints.h"
+
 /// Bᵀ for α = 6 (points 0, 1, −1, 2, −2, ∞): row k is the coefficients of the Lagrange
 /// numerator of point k (the last, of the whole node polynomial).
 static const float inputMatrix6[6][6] = {
@@ -31,18 +33,6 @@ static const float outputMatrix6[2][6] = {
     {0, 1, -1, 2, -2, 1},
 };
 
-/// Bᵀ for α = 8 (points 0, 1, −1, 2, −2, ½, −½, ∞).
-static const float inputMatrix8[8][8] = {
-    {-1, 0, 5.25f, 0, -5.25f, 0, 1, 0},
-    {0, 1, 1, -4.25f, -4.25f, 1, 1, 0},
-    {0, -1, 1, 4.25f, -4.25f, -1, 1, 0},
-    {0, 0.5f, 0.25f, -2.5f, -1.25f, 2, 1, 0},
-    {0, -0.5f, 0.25f, 2.5f, -1.25f, -2, 1, 0},
-    {0, 2, 4, -2.5f, -5, 0.5f, 1, 0},
-    {0, -2, 4, 2.5f, -5, -0.5f, 1, 0},
-    {0, -1, 0, 5.25f, 0, -5.25f, 0, 1},
-};
-
 /// Aᵀ for α = 8.
 static const float outputMatrix8[2][8] = {
     {1, 1, 1, 1, 1, 1, 1, 0},
@@ -56,29 +46,6 @@ static const float outputMatrix8By4[4][8] = {
     {0, 1, 1, 4, 4, 0.25f, 0.25f, 0},
     {0, 1, -1, 8, -8, 0.125f, -0.125f, 1},
 };
-
-/// Σ_j coefficients[j]·x[j] over the nonzero coefficients (constants once inlined), starting
-/// from the first term rather than from zero.
-INLINE __m256 combine(const float *coefficients, const __m256 *x, int count) {
-    __m256 sum = _mm256_setzero_ps();
-    int started = 0;
-    #pragma unroll
-    for (int j = 0; j < count; j++) {
-        const float c = coefficients[j];
-        if (c == 0) continue;
-        if (!started) {
-            sum = c == 1 ? x[j] : _mm256_mul_ps(_mm256_set1_ps(c), x[j]);
-            started = 1;
-        } else if (c == 1) {
-            sum = _mm256_add_ps(sum, x[j]);
-        } else if (c == -1) {
-            sum = _mm256_sub_ps(sum, x[j]);
-        } else {
-            sum = _mm256_fmadd_ps(_mm256_set1_ps(c), x[j], sum);
-        }
-    }
-    return sum;
-}
 
 /// One input row of the plane (`y` may be in the padding: zeros) split into its `m` column
 /// phases, `length` apart from `phases`: phase q's u-th is padded column m·u + q −
