@@ -6,13 +6,16 @@
 /// other side (`batch × filters × outputHeight × outputWidth`), and the weight is
 /// `filters × geometry.columnRows`, row-major. Buffers are assumed valid: callers validate.
 ///
-/// Ten algorithms, chosen by shape:
+/// Eleven algorithms, chosen by shape:
 /// - 3×3 stride-1 with enough channels: Winograd F(2×2, 3×3) for all passes (``WinogradF2x3``);
 ///   dilated ones padded by their dilation with 32+ channels and filters too, on the phase
 ///   sub-images (``DilatedWinograd``; backward-data on the rotated kernels).
 /// - 5×5 and 7×7 stride-1 with 32+ channels and 32+ filters on AVX2-only CPUs: Winograd
 ///   F(4×4, 5×5) and F(2×2, 7×7) for the forward and backward-data passes (on the rotated
 ///   kernels), F(2×2, 5×5) and F(2×2, 7×7) for the weight gradient (``LargeKernelWinograd``).
+/// - 3×3 stride-2 layers with 48+ channels and filters and 64+ output tiles of 7×7 in the batch on
+///   AVX2-only CPUs: the forward pass by Winograd F(7×7, 2×2) over the four phase sub-images,
+///   a 2×2 stride-1 layer of 4·C channels (``StrideTwoWinograd``).
 /// - few input channels, or a 5×5+ stride-1 kernel with few filters, on AVX2 CPUs: a direct
 ///   convolution (``DirectConvolution``) for the forward pass and the weight gradient, and for
 ///   the backward-data pass of stride-1 layers where the rotated kernel qualifies too (on
@@ -203,6 +206,12 @@ struct ConvolutionEngine {
     /// kernels (``rotatedGeometry``).
     var backwardDataLargeWinograd: LargeKernelWinograd? { onRotatedKernels(LargeKernelWinograd.forwardPass) }
 
+    /// 3×3 stride-2 layers with 48+ channels and filters and enough tiles on AVX2-only CPUs: the forward pass by
+    /// Winograd F(7×7, 2×2) over the four phase sub-images (see ``StrideTwoWinograd``).
+    var forwardStrideTwoWinograd: StrideTwoWinograd? {
+        backend == .openBLAS ? StrideTwoWinograd.forwardPass(geometry, filters: filters) : nil
+    }
+
     /// Dilated 3×3 stride-1 layers padded by their dilation: all three passes by Winograd
     /// F(2×2, 3×3) on the phase sub-images (see ``DilatedWinograd``).
     var forwardDilatedWinograd: DilatedWinograd? {
@@ -281,6 +290,7 @@ struct ConvolutionEngine {
         if usesWinograd { return .winograd }
         if let winograd = forwardLargeWinograd { return .convolution(winograd) }
         if let dilated = forwardDilatedWinograd { return .convolution(dilated) }
+        if let strided = forwardStrideTwoWinograd { return .convolution(strided) }
         // Nil where the direct kernel takes the layer, unless it is ahead of it there.
         if let channelLast = forwardChannelLast { return .convolution(channelLast) }
         if let direct = forwardDirect { return .convolution(direct) }

@@ -127,7 +127,7 @@ struct LargeKernelWinograd: ForwardConvolution {
     private static let transformMatrix7 = makeTransformMatrix(kernelSize: 7, outputTile: 2)
     private static let transformMatrix5By4 = makeTransformMatrix(kernelSize: 5, outputTile: 4)
 
-    private static func makeTransformMatrix(kernelSize r: Int, outputTile m: Int) -> [Float] {
+    static func makeTransformMatrix(kernelSize r: Int, outputTile m: Int) -> [Float] {
         // The first α − 1 of these, and ∞: α = 8 has the same points for F(2, 7) and F(4, 5).
         let finite = Array(([0, 1, -1, 2, -2, 0.5, -0.5] as [Double]).prefix(r + m - 2))
         var g = finite.map { p in

@@ -211,6 +211,38 @@ void kernels_winograd_large_output_gradient_transform_avx2(long kernelSize, cons
                                                            long tilesWide, float *transformed, long planeStride,
                                                            float *scratch);
 
+/// Winograd F(7×7, 2×2) for a 3×3 stride-2 layer as a 2×2 stride-1 layer over its four phase
+/// sub-images (phase (ρ, σ) of channel c is pixel (2t + ρ, 2u + σ) of the padded image; its
+/// kernel, taps (2·dt + ρ, 2·du + σ) of the 3×3, zero past its edge): `U = G k Gᵀ` of every
+/// filter in [firstFilter, firstFilter + filterCount), each of the `4·channels` phase kernels
+/// (channel c's phase 2ρ + σ at column 4c + 2ρ + σ) by `matrix`, the 64 × 4 kernel transform
+/// (position ξ, tap 2·dt + du), position ξ at `transformed[ξ·planeStride + filter·4·channels + column]`.
+/// Requires kernels_simd_has_avx2_fma().
+void kernels_winograd_stride2_kernel_transform_avx2(const float *weight, long channels, long firstFilter,
+                                                    long filterCount, const float *matrix, float *transformed,
+                                                    long planeStride);
+
+/// Its input transform for one channel: `plane` is that channel of an image, images
+/// `imageStride` floats apart; tiles [0, tileCount) numbered image after image, tile-row after
+/// tile-row (`tilesHigh × tilesWide` an image), tile (ty, tx)'s phase (ρ, σ) reading pixels
+/// (14·ty + 2a + ρ − paddingTop, 14·tx + 2b + σ − paddingLeft), a, b < 8 (zero outside the
+/// plane). Position ξ of `Bᵀ d B` of phase 2ρ + σ of tile t goes to
+/// `transformed[(2ρ + σ)·rowStride + ξ·planeStride + t]`; up to 7 floats past tileCount in each
+/// row may be written. Requires kernels_simd_has_avx2_fma().
+void kernels_winograd_stride2_input_transform_avx2(const float *plane, long imageStride, long height, long width,
+                                                   long paddingTop, long paddingLeft, long tilesHigh,
+                                                   long tilesWide, long tileCount, float *transformed,
+                                                   long rowStride, long planeStride);
+
+/// Its output transform for one filter: `Aᵀ M A + bias` of tiles [0, tileCount) (positions
+/// `planeStride` apart, numbered as the input transform numbers them; up to 7 floats past
+/// tileCount are read) into the `outputHeight × outputWidth` planes of consecutive images,
+/// `imageStride` floats apart; nothing outside them is written. Requires kernels_simd_has_avx2_fma().
+void kernels_winograd_stride2_output_transform_avx2(const float *products, long planeStride, long tileCount,
+                                                    long tilesHigh, long tilesWide, float *plane,
+                                                    long imageStride, long outputHeight, long outputWidth,
+                                                    float bias);
+
 /// Asks for the 64-byte line at `address` to be brought into every cache level: for streams
 /// the hardware prefetcher ramps up on too late. A hint only: any address is allowed.
 /// Rows [firstColumnRow, lastColumnRow) of one image's im2col matrix (row `(c·KH + kh)·KW + kw`
