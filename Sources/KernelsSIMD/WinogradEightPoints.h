@@ -44,7 +44,7 @@ INLINE __m256 combine(const float *coefficients, const __m256 *x, int count) {
 
 /// `y = Bᵀ x` for the eight points (0, ±1, ±2, ±½, ∞): rows 1–6 are ± pairs sharing an even
 /// and an odd part (30 operations where each row on its own takes 44).
-INLINE void inputRows(const __m256 x[8], __m256 y[8]) {
+INLINE void eightPointInput(const __m256 x[8], __m256 y[8]) {
     const __m256 c525 = _mm256_set1_ps(5.25f), c425 = _mm256_set1_ps(4.25f), c5 = _mm256_set1_ps(5);
     const __m256 c4 = _mm256_set1_ps(4), c25 = _mm256_set1_ps(2.5f), c2 = _mm256_set1_ps(2);
     const __m256 c125 = _mm256_set1_ps(1.25f), c05 = _mm256_set1_ps(0.5f), c025 = _mm256_set1_ps(0.25f);

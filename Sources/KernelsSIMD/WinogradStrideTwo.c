@@ -147,8 +147,8 @@ TARGET void kernels_winograd_stride2_input_transform_avx2(const float *plane, lo
             const __m256 even[ALPHA] = {low[0], low[2], low[4], low[6], high[0], high[2], high[4], high[6]};
             const __m256 odd[ALPHA] = {low[1], low[3], low[5], low[7], high[1], high[3], high[5], high[7]};
             const int rho = r & 1, a = r >> 1;
-            inputRows(even, rows[2 * rho][a]);
-            inputRows(odd, rows[2 * rho + 1][a]);
+            eightPointInput(even, rows[2 * rho][a]);
+            eightPointInput(odd, rows[2 * rho + 1][a]);
         }
         // Bᵀ down the columns.
         for (int phase = 0; phase < 4; phase++) {
@@ -156,7 +156,7 @@ TARGET void kernels_winograd_stride2_input_transform_avx2(const float *plane, lo
             for (int l = 0; l < ALPHA; l++) {
                 __m256 column[ALPHA], out[ALPHA];
                 for (int a = 0; a < ALPHA; a++) column[a] = rows[phase][a][l];
-                inputRows(column, out);
+                eightPointInput(column, out);
                 for (int k = 0; k < ALPHA; k++) _mm256_storeu_ps(destination + (k * ALPHA + l) * planeStride, out[k]);
             }
         }
