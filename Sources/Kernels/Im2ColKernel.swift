@@ -19,7 +19,8 @@ import KernelsSIMD
 /// uses every core. With a horizontal stride of 2 on AVX-512 CPUs (unless `vectorized` is
 /// false) an AVX-512 kernel writes the rows instead, 16 output columns per step
 /// (`kernels_im2col_stride2_avx512`): the loop below pays a call, two zero fills and a range
-/// check per output row, which on 7×7 and 14×14 outputs was a sixth of a forward pass.
+/// check per output row, which on 7×7 and 14×14 outputs was a sixth of a forward pass. On
+/// AVX2-only CPUs an AVX2 kernel does, 8 a step, for output rows of at most 16.
 ///
 /// - Complexity: O(columnRows · outputRows.count · outputWidth) reads and writes.
 func im2col(image: UnsafePointer<Float>, geometry: ConvGeometry, columns: UnsafeMutablePointer<Float>,
@@ -29,10 +30,10 @@ func im2col(image: UnsafePointer<Float>, geometry: ConvGeometry, columns: Unsafe
     let width = band.count * g.outputWidth
     let leadingDimension = leadingDimension ?? width
     let tapsPerChannel = g.kernel.height * g.kernel.width
-    let stride2Kernel = vectorized && g.stride.width == 2 && DirectConvolution.InstructionSet.avx512.isSupported
+    let stride2Kernel = vectorized && g.stride.width == 2 ? stride2Im2col(outputWidth: g.outputWidth) : nil
     Parallel.forEach(g.columnRows, workPerItem: parallel ? width : 0) { columnRows in
-        if stride2Kernel {
-            kernels_im2col_stride2_avx512(image, g.height, g.width, g.kernel.height, g.kernel.width, g.stride.height,
+        if let stride2Kernel {
+            stride2Kernel(image, g.height, g.width, g.kernel.height, g.kernel.width, g.stride.height,
                                           g.padding.height, g.padding.width, g.dilation.height, g.dilation.width,
                                           g.outputWidth, band.lowerBound, band.upperBound,
                                           columnRows.lowerBound, columnRows.upperBound, columns, leadingDimension)
@@ -76,4 +77,17 @@ func im2col(image: UnsafePointer<Float>, geometry: ConvGeometry, columns: Unsafe
             }
         }
     }
+}
+
+/// The vector kernel of im2col for a horizontal stride of 2 on this CPU, or nil: AVX-512's, or
+/// on AVX2-only CPUs AVX2's for output rows of at most 16 (the loop pays a call, two zero fills
+/// and a range check per output row). Call-by-call pairs on a 2-core AMD EPYC (Zen 3), the
+/// loop ÷ the AVX2 kernel: 16×32×32×32 → 64 3×3 (rows of 16) forward 1.13, weight gradient
+/// 1.20; 8×256×14×14 → 512 (7) forward 1.06; 8×128×28×28 → 256 (14) forward 1.02; but rows of
+/// 28 and 56 0.98–0.99 (8×64×56×56 → 128 and 4×64×112×112 → 128 weight gradients,
+/// 8×256×56×56 → 512 1×1 forward).
+private func stride2Im2col(outputWidth: Int) -> (@convention(c) (UnsafePointer<Float>?, Int, Int, Int, Int, Int, Int, Int, Int,
+                                                                 Int, Int, Int, Int, Int, Int, UnsafeMutablePointer<Float>?, Int) -> Void)? {
+    if DirectConvolution.InstructionSet.avx512.isSupported { return kernels_im2col_stride2_avx512 }
+    return kernels_simd_has_avx2_fma() && outputWidth <= 16 ? kernels_im2col_stride2_avx2 : nil
 }

@@ -71,6 +71,72 @@ TARGET void kernels_im2col_stride2_avx512(const float *image, long height, long 
     }
 }
 
+#define TARGET_AVX2 __attribute__((target("avx2,fma")))
+
+/// Whether lanes base + l (l < 8) lie in [0, width): all bits set where they do, as
+/// _mm256_maskload_ps wants.
+TARGET_AVX2 static inline __m256i insideAVX2(long base, long width) {
+    const __m256i index = _mm256_add_epi32(_mm256_set1_epi32((int)base), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_setzero_si256(), index),
+                               _mm256_cmpgt_epi32(_mm256_set1_epi32((int)width), index));
+}
+
+TARGET_AVX2 void kernels_im2col_stride2_avx2(const float *image, long height, long width,
+                                             long kernelHeight, long kernelWidth, long strideHeight,
+                                             long paddingHeight, long paddingWidth, long dilationHeight, long dilationWidth,
+                                             long outputWidth, long rowBegin, long rowEnd,
+                                             long firstColumnRow, long lastColumnRow,
+                                             float *columns, long leadingDimension) {
+    const long taps = kernelHeight * kernelWidth;
+    for (long columnRow = firstColumnRow; columnRow < lastColumnRow; columnRow++) {
+        const long channel = columnRow / taps;
+        const long kh = (columnRow / kernelWidth) % kernelHeight;
+        const long kw = columnRow % kernelWidth;
+        const float *plane = image + channel * height * width;
+        const long rowOffset = kh * dilationHeight - paddingHeight;
+        const long columnOffset = kw * dilationWidth - paddingWidth;
+        float *row = columns + columnRow * leadingDimension;
+        for (long oh = rowBegin; oh < rowEnd; oh++) {
+            float *destination = row + (oh - rowBegin) * outputWidth;
+            const long ih = oh * strideHeight + rowOffset;
+            // Eight outputs a step; past the row's end a step's extra lanes land on the next
+            // output rows' first columns, which those rows write afterwards. Where the band
+            // holds fewer floats after this row than a step spills, the step stores only its
+            // own lanes.
+            const long after = (rowEnd - 1 - oh) * outputWidth;
+            for (long ow = 0; ow < outputWidth; ow += 8) {
+                const long count = outputWidth - ow < 8 ? outputWidth - ow : 8;
+                __m256 even = _mm256_setzero_ps();
+                if (ih >= 0 && ih < height) {
+                    // Lane l of the two loads reads input column base + l (+ 8); lanes outside
+                    // the row are masked off (never touched, so the address may lie outside it).
+                    const long base = 2 * ow + columnOffset;
+                    const float *source = plane + ih * width;
+                    __m256 low, high;
+                    if (base >= 0 && base + 16 <= width) {
+                        low = _mm256_loadu_ps(source + base);
+                        high = _mm256_loadu_ps(source + base + 8);
+                    } else {
+                        low = _mm256_maskload_ps((const float *)((uintptr_t)source + (uintptr_t)(base * (long)sizeof(float))),
+                                                 insideAVX2(base, width));
+                        high = _mm256_maskload_ps((const float *)((uintptr_t)source + (uintptr_t)((base + 8) * (long)sizeof(float))),
+                                                  insideAVX2(base + 8, width));
+                    }
+                    const __m256 a = _mm256_permute2f128_ps(low, high, 0x20), b = _mm256_permute2f128_ps(low, high, 0x31);
+                    even = _mm256_shuffle_ps(a, b, 0x88);
+                }
+                if (count == 8 || after >= 8 - count) {
+                    _mm256_storeu_ps(destination + ow, even);
+                } else {
+                    float lanes[8];
+                    _mm256_storeu_ps(lanes, even);
+                    for (long l = 0; l < count; l++) destination[ow + l] = lanes[l];
+                }
+            }
+        }
+    }
+}
+
 TARGET void kernels_deinterleave_avx512(const float *source, long width, long padding,
                                         float *even, float *odd, long length) {
     const __m512i evens = _mm512_loadu_si512(evenLanes);
@@ -117,6 +183,17 @@ void kernels_im2col_stride2_avx512(const float *image, long height, long width,
                                    long outputWidth, long rowBegin, long rowEnd,
                                    long firstColumnRow, long lastColumnRow,
                                    float *columns, long leadingDimension) {
+    (void)image; (void)height; (void)width; (void)kernelHeight; (void)kernelWidth; (void)strideHeight;
+    (void)paddingHeight; (void)paddingWidth; (void)dilationHeight; (void)dilationWidth; (void)outputWidth;
+    (void)rowBegin; (void)rowEnd; (void)firstColumnRow; (void)lastColumnRow; (void)columns; (void)leadingDimension;
+}
+
+void kernels_im2col_stride2_avx2(const float *image, long height, long width,
+                                 long kernelHeight, long kernelWidth, long strideHeight,
+                                 long paddingHeight, long paddingWidth, long dilationHeight, long dilationWidth,
+                                 long outputWidth, long rowBegin, long rowEnd,
+                                 long firstColumnRow, long lastColumnRow,
+                                 float *columns, long leadingDimension) {
     (void)image; (void)height; (void)width; (void)kernelHeight; (void)kernelWidth; (void)strideHeight;
     (void)paddingHeight; (void)paddingWidth; (void)dilationHeight; (void)dilationWidth; (void)outputWidth;
     (void)rowBegin; (void)rowEnd; (void)firstColumnRow; (void)lastColumnRow; (void)columns; (void)leadingDimension;

@@ -88,9 +88,11 @@ import Testing
 
     @Test(arguments: [false, true])
     func strideTwoRowsMatchTheNaiveUnfoldWithAndWithoutTheVectorKernel(vectorized: Bool) throws {
-        // The AVX-512 stride-2 kernel (on CPUs with it) and the scalar loop it replaces: rows of
-        // 1 to 40 outputs (one partial 16-lane step up to several), padding reaching past a
-        // whole step, dilated taps, a band of rows into a wider matrix whose slack stays untouched.
+        // The AVX-512 stride-2 kernel (on CPUs with it; on AVX2-only CPUs the AVX2 one, for rows
+        // of up to 16 outputs) and the scalar loop it replaces: rows of 1 to 40 outputs (one
+        // partial 16- or 8-lane step up to several), padding reaching past a whole step, dilated
+        // taps, a band of rows into a wider matrix whose slack stays untouched (the AVX2 kernel's
+        // steps spill onto the next output row, never past the band's last).
         var generator = SeededGenerator(seed: 15)
         for _ in 0..<150 {
             let kernel = Size2D(height: Int.random(in: 1...3, using: &generator), width: Int.random(in: 1...4, using: &generator))

@@ -243,19 +243,25 @@ void kernels_winograd_stride2_output_transform_avx2(const float *products, long 
                                                     long imageStride, long outputHeight, long outputWidth,
                                                     float bias);
 
-/// Asks for the 64-byte line at `address` to be brought into every cache level: for streams
-/// the hardware prefetcher ramps up on too late. A hint only: any address is allowed.
 /// Rows [firstColumnRow, lastColumnRow) of one image's im2col matrix (row `(c·KH + kh)·KW + kw`
 /// at `columns + row·leadingDimension`) for output rows [rowBegin, rowEnd), the column of output
 /// (oh, ow) being `(oh − rowBegin)·outputWidth + ow`, for a layer whose horizontal stride is 2:
 /// the input pixel each tap sees, zero in the padding. `image` is `[channels][height][width]`.
-/// Reads nothing outside the image. Requires kernels_simd_has_avx512f().
+/// Reads nothing outside the image. Requires kernels_simd_has_avx512f() (`_avx512`) or
+/// kernels_simd_has_avx2_fma() (`_avx2`, which may also write up to 7 floats past an output
+/// row's end, on the band's next output rows, before it writes them).
 void kernels_im2col_stride2_avx512(const float *image, long height, long width,
                                    long kernelHeight, long kernelWidth, long strideHeight,
                                    long paddingHeight, long paddingWidth, long dilationHeight, long dilationWidth,
                                    long outputWidth, long rowBegin, long rowEnd,
                                    long firstColumnRow, long lastColumnRow,
                                    float *columns, long leadingDimension);
+void kernels_im2col_stride2_avx2(const float *image, long height, long width,
+                                 long kernelHeight, long kernelWidth, long strideHeight,
+                                 long paddingHeight, long paddingWidth, long dilationHeight, long dilationWidth,
+                                 long outputWidth, long rowBegin, long rowEnd,
+                                 long firstColumnRow, long lastColumnRow,
+                                 float *columns, long leadingDimension);
 
 /// One image row into its two column phases at stride 2: pixel `x` (of `width`) goes to
 /// `even` (x + padding even) or `odd`, at column `(x + padding) / 2`, dropped from `length` on.
