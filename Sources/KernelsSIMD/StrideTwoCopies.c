@@ -27,8 +27,58 @@ static inline uint32_t laneRange(long lo, long hi) {
     return below & ~((1u << lo) - 1);
 }
 
+/// One output row of one tap of a stride-2 im2col: `input` is the input row the tap reads (NULL
+/// where it lies in the padding), `base` the input column of output 0, `after` how many floats
+/// of the band follow this output row.
+typedef void (*StrideTwoRowCopy)(const float *input, long base, long width, long outputWidth, float *destination,
+                                 long after);
+
+/// Calls `copy` for output rows [rowBegin, rowEnd) of im2col rows [firstColumnRow,
+/// lastColumnRow) (row (c·KH + kh)·KW + kw: channel c's tap (kh, kw)). Inlined into each
+/// kernel with its own `copy`, which is inlined in turn.
+static inline __attribute__((always_inline)) void forEachTapRow(
+    const float *image, long height, long width, long kernelHeight, long kernelWidth, long strideHeight,
+    long paddingHeight, long paddingWidth, long dilationHeight, long dilationWidth, long outputWidth, long rowBegin,
+    long rowEnd, long firstColumnRow, long lastColumnRow, float *columns, long leadingDimension, StrideTwoRowCopy copy) {
+    const long taps = kernelHeight * kernelWidth;
+    for (long columnRow = firstColumnRow; columnRow < lastColumnRow; columnRow++) {
+        const long channel = columnRow / taps;
+        const long kh = (columnRow / kernelWidth) % kernelHeight, kw = columnRow % kernelWidth;
+        const float *plane = image + channel * height * width;
+        float *row = columns + columnRow * leadingDimension;
+        for (long oh = rowBegin; oh < rowEnd; oh++) {
+            const long ih = oh * strideHeight + kh * dilationHeight - paddingHeight;
+            copy(ih >= 0 && ih < height ? plane + ih * width : NULL, kw * dilationWidth - paddingWidth, width, outputWidth,
+                 row + (oh - rowBegin) * outputWidth, (rowEnd - 1 - oh) * outputWidth);
+        }
+    }
+}
+
 static const int evenLanes[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
 static const int oddLanes[16] = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
+
+TARGET static inline void copyRowAVX512(const float *input, long columnOffset, long width, long outputWidth,
+                                        float *destination, long after) {
+    (void)after;
+    const __m512i evens = _mm512_loadu_si512(evenLanes);
+    for (long ow = 0; ow < outputWidth; ow += 16) {
+        const long count = outputWidth - ow < 16 ? outputWidth - ow : 16;
+        const __mmask16 store = (__mmask16)(count == 16 ? 0xFFFF : (1u << count) - 1);
+        if (!input) {
+            _mm512_mask_storeu_ps(destination + ow, store, _mm512_setzero_ps());
+            continue;
+        }
+        // Lane l reads input column base + l; only the 2·count − 1 lanes the even outputs
+        // need, and only those inside the row.
+        const long base = 2 * ow + columnOffset;
+        const uint32_t lanes = laneRange(-base, width - base) & laneRange(0, 2 * count - 1);
+        // Masked-off lanes are never touched, so the address may lie before the row.
+        const float *source = (const float *)((uintptr_t)input + (uintptr_t)(base * (long)sizeof(float)));
+        const __m512 low = _mm512_maskz_loadu_ps((__mmask16)(lanes & 0xFFFF), source);
+        const __m512 high = _mm512_maskz_loadu_ps((__mmask16)(lanes >> 16), (const float *)((uintptr_t)source + 16 * sizeof(float)));
+        _mm512_mask_storeu_ps(destination + ow, store, _mm512_permutex2var_ps(low, evens, high));
+    }
+}
 
 TARGET void kernels_im2col_stride2_avx512(const float *image, long height, long width,
                                           long kernelHeight, long kernelWidth, long strideHeight,
@@ -36,39 +86,9 @@ TARGET void kernels_im2col_stride2_avx512(const float *image, long height, long 
                                           long outputWidth, long rowBegin, long rowEnd,
                                           long firstColumnRow, long lastColumnRow,
                                           float *columns, long leadingDimension) {
-    const __m512i evens = _mm512_loadu_si512(evenLanes);
-    const __m512 zero = _mm512_setzero_ps();
-    const long taps = kernelHeight * kernelWidth;
-    for (long columnRow = firstColumnRow; columnRow < lastColumnRow; columnRow++) {
-        const long channel = columnRow / taps;
-        const long kh = (columnRow / kernelWidth) % kernelHeight;
-        const long kw = columnRow % kernelWidth;
-        const float *plane = image + channel * height * width;
-        const long rowOffset = kh * dilationHeight - paddingHeight;
-        const long columnOffset = kw * dilationWidth - paddingWidth;
-        float *row = columns + columnRow * leadingDimension;
-        for (long oh = rowBegin; oh < rowEnd; oh++) {
-            float *destination = row + (oh - rowBegin) * outputWidth;
-            const long ih = oh * strideHeight + rowOffset;
-            for (long ow = 0; ow < outputWidth; ow += 16) {
-                const long count = outputWidth - ow < 16 ? outputWidth - ow : 16;
-                const __mmask16 store = (__mmask16)(count == 16 ? 0xFFFF : (1u << count) - 1);
-                if (ih < 0 || ih >= height) {
-                    _mm512_mask_storeu_ps(destination + ow, store, zero);
-                    continue;
-                }
-                // Lane l reads input column base + l; only the 2·count − 1 lanes the even
-                // outputs need, and only those inside the row.
-                const long base = 2 * ow + columnOffset;
-                const uint32_t lanes = laneRange(-base, width - base) & laneRange(0, 2 * count - 1);
-                // Masked-off lanes are never touched, so the address may lie before the row.
-                const float *source = (const float *)((uintptr_t)(plane + ih * width) + (uintptr_t)(base * (long)sizeof(float)));
-                const __m512 low = _mm512_maskz_loadu_ps((__mmask16)(lanes & 0xFFFF), source);
-                const __m512 high = _mm512_maskz_loadu_ps((__mmask16)(lanes >> 16), (const float *)((uintptr_t)source + 16 * sizeof(float)));
-                _mm512_mask_storeu_ps(destination + ow, store, _mm512_permutex2var_ps(low, evens, high));
-            }
-        }
-    }
+    forEachTapRow(image, height, width, kernelHeight, kernelWidth, strideHeight, paddingHeight, paddingWidth,
+                  dilationHeight, dilationWidth, outputWidth, rowBegin, rowEnd, firstColumnRow, lastColumnRow, columns,
+                  leadingDimension, copyRowAVX512);
 }
 
 #define TARGET_AVX2 __attribute__((target("avx2,fma")))
@@ -81,60 +101,50 @@ TARGET_AVX2 static inline __m256i insideAVX2(long base, long width) {
                                _mm256_cmpgt_epi32(_mm256_set1_epi32((int)width), index));
 }
 
+/// Eight outputs a step; past the row's end a step's extra lanes land on the next output rows'
+/// first columns, which those rows write afterwards. Where the band holds fewer floats after
+/// this row than a step spills, the step stores only its own lanes.
+TARGET_AVX2 static inline void copyRowAVX2(const float *input, long columnOffset, long width, long outputWidth,
+                                           float *destination, long after) {
+    for (long ow = 0; ow < outputWidth; ow += 8) {
+        const long count = outputWidth - ow < 8 ? outputWidth - ow : 8;
+        __m256 even = _mm256_setzero_ps();
+        if (input) {
+            // Lane l of the two loads reads input column base + l (+ 8); lanes outside the row
+            // are masked off (never touched, so the address may lie outside it).
+            const long base = 2 * ow + columnOffset;
+            __m256 low, high;
+            if (base >= 0 && base + 16 <= width) {
+                low = _mm256_loadu_ps(input + base);
+                high = _mm256_loadu_ps(input + base + 8);
+            } else {
+                low = _mm256_maskload_ps((const float *)((uintptr_t)input + (uintptr_t)(base * (long)sizeof(float))),
+                                         insideAVX2(base, width));
+                high = _mm256_maskload_ps((const float *)((uintptr_t)input + (uintptr_t)((base + 8) * (long)sizeof(float))),
+                                          insideAVX2(base + 8, width));
+            }
+            const __m256 a = _mm256_permute2f128_ps(low, high, 0x20), b = _mm256_permute2f128_ps(low, high, 0x31);
+            even = _mm256_shuffle_ps(a, b, 0x88);
+        }
+        if (count == 8 || after >= 8 - count) {
+            _mm256_storeu_ps(destination + ow, even);
+        } else {
+            float lanes[8];
+            _mm256_storeu_ps(lanes, even);
+            for (long l = 0; l < count; l++) destination[ow + l] = lanes[l];
+        }
+    }
+}
+
 TARGET_AVX2 void kernels_im2col_stride2_avx2(const float *image, long height, long width,
                                              long kernelHeight, long kernelWidth, long strideHeight,
                                              long paddingHeight, long paddingWidth, long dilationHeight, long dilationWidth,
                                              long outputWidth, long rowBegin, long rowEnd,
                                              long firstColumnRow, long lastColumnRow,
                                              float *columns, long leadingDimension) {
-    const long taps = kernelHeight * kernelWidth;
-    for (long columnRow = firstColumnRow; columnRow < lastColumnRow; columnRow++) {
-        const long channel = columnRow / taps;
-        const long kh = (columnRow / kernelWidth) % kernelHeight;
-        const long kw = columnRow % kernelWidth;
-        const float *plane = image + channel * height * width;
-        const long rowOffset = kh * dilationHeight - paddingHeight;
-        const long columnOffset = kw * dilationWidth - paddingWidth;
-        float *row = columns + columnRow * leadingDimension;
-        for (long oh = rowBegin; oh < rowEnd; oh++) {
-            float *destination = row + (oh - rowBegin) * outputWidth;
-            const long ih = oh * strideHeight + rowOffset;
-            // Eight outputs a step; past the row's end a step's extra lanes land on the next
-            // output rows' first columns, which those rows write afterwards. Where the band
-            // holds fewer floats after this row than a step spills, the step stores only its
-            // own lanes.
-            const long after = (rowEnd - 1 - oh) * outputWidth;
-            for (long ow = 0; ow < outputWidth; ow += 8) {
-                const long count = outputWidth - ow < 8 ? outputWidth - ow : 8;
-                __m256 even = _mm256_setzero_ps();
-                if (ih >= 0 && ih < height) {
-                    // Lane l of the two loads reads input column base + l (+ 8); lanes outside
-                    // the row are masked off (never touched, so the address may lie outside it).
-                    const long base = 2 * ow + columnOffset;
-                    const float *source = plane + ih * width;
-                    __m256 low, high;
-                    if (base >= 0 && base + 16 <= width) {
-                        low = _mm256_loadu_ps(source + base);
-                        high = _mm256_loadu_ps(source + base + 8);
-                    } else {
-                        low = _mm256_maskload_ps((const float *)((uintptr_t)source + (uintptr_t)(base * (long)sizeof(float))),
-                                                 insideAVX2(base, width));
-                        high = _mm256_maskload_ps((const float *)((uintptr_t)source + (uintptr_t)((base + 8) * (long)sizeof(float))),
-                                                  insideAVX2(base + 8, width));
-                    }
-                    const __m256 a = _mm256_permute2f128_ps(low, high, 0x20), b = _mm256_permute2f128_ps(low, high, 0x31);
-                    even = _mm256_shuffle_ps(a, b, 0x88);
-                }
-                if (count == 8 || after >= 8 - count) {
-                    _mm256_storeu_ps(destination + ow, even);
-                } else {
-                    float lanes[8];
-                    _mm256_storeu_ps(lanes, even);
-                    for (long l = 0; l < count; l++) destination[ow + l] = lanes[l];
-                }
-            }
-        }
-    }
+    forEachTapRow(image, height, width, kernelHeight, kernelWidth, strideHeight, paddingHeight, paddingWidth,
+                  dilationHeight, dilationWidth, outputWidth, rowBegin, rowEnd, firstColumnRow, lastColumnRow, columns,
+                  leadingDimension, copyRowAVX2);
 }
 
 TARGET void kernels_deinterleave_avx512(const float *source, long width, long padding,

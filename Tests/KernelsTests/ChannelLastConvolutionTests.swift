@@ -36,17 +36,8 @@ import Testing
             let withoutBias = Reference.conv2d(x, w, nil, Reference.Params(stride: c.stride, padding: c.padding, dilation: c.dilation)).values
             let withBiasAdded = withoutBias.indices.map { withoutBias[$0] + Double(b.scalars[$0 / g.outputPlaneSize % c.filters]) }
             for withBias in [true, false] {
-                let count = g.batch * c.filters * g.outputPlaneSize
-                var output = [Float](repeating: .nan, count: count)
-                var workspace = [Float](repeating: .nan, count: convolution.workspaceCount)
-                x.withPointer { x in
-                    w.withPointer { w in
-                        b.withPointer { b in
-                            convolution.forward(input: x, weight: w, bias: withBias ? b : nil,
-                                                output: &output, workspace: &workspace)
-                        }
-                    }
-                }
+                let output = forwardOutput(convolution, x: x, w: w, b: withBias ? b : nil,
+                                           outputCount: g.batch * c.filters * g.outputPlaneSize)
                 #expect(relativeError(output, withBias ? withBiasAdded : withoutBias) <= 2e-4,
                         "\(c) bias \(withBias) \(instructionSet)")
             }

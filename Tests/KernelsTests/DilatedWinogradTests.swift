@@ -93,15 +93,7 @@ import Testing
             for (stacking, maximumImagesPerChunk) in Self.variants {
                 let dilated = DilatedWinograd(geometry: g, filters: c.filters, maximumImagesPerChunk: maximumImagesPerChunk,
                                               stacking: stacking)
-                var output = [Float](repeating: .nan, count: g.batch * c.filters * g.outputPlaneSize)
-                var workspace = [Float](repeating: .nan, count: dilated.workspaceCount)
-                x.withPointer { x in
-                    w.withPointer { w in
-                        b.withPointer { b in
-                            dilated.forward(input: x, weight: w, bias: b, output: &output, workspace: &workspace)
-                        }
-                    }
-                }
+                let output = forwardOutput(dilated, x: x, w: w, b: b, outputCount: g.batch * c.filters * g.outputPlaneSize)
                 #expect(relativeError(output, expected) <= 2e-4, "\(c) stacking \(stacking) images per chunk \(maximumImagesPerChunk)")
             }
         }

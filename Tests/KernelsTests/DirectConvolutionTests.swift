@@ -108,19 +108,11 @@ import Testing
             let expectedGradient = Reference.conv2dWeightGradient(dy, x, weightShape: w.shape, params)
             for instructionSet in DirectConvolution.InstructionSet.allCases where instructionSet.isSupported {
                 direct.instructionSet = instructionSet
-                var output = [Float](repeating: .nan, count: expected.values.count)
-                var workspace = [Float](repeating: .nan, count: direct.workspaceCount)
-                x.withPointer { x in
-                    w.withPointer { w in
-                        b.withPointer { b in
-                            direct.forward(input: x, weight: w, bias: b, output: &output, workspace: &workspace)
-                        }
-                    }
-                }
+                let output = forwardOutput(direct, x: x, w: w, b: b, outputCount: expected.values.count)
                 #expect(relativeError(output, expected.values) <= 2e-4, "\(c) \(instructionSet)")
 
                 var gradient = [Float](repeating: .nan, count: w.scalars.count)
-                workspace = [Float](repeating: .nan, count: direct.weightGradientWorkspaceCount)
+                var workspace = [Float](repeating: .nan, count: direct.weightGradientWorkspaceCount)
                 x.withPointer { x in
                     dy.withPointer { dy in
                         direct.weightGradient(input: x, outputGradient: dy, weightGradient: &gradient, workspace: &workspace)

@@ -39,15 +39,8 @@ import KernelsSIMD
             for maximumImagesPerGroup in [Int.max, 1] {
                 let winograd = StrideTwoWinograd(geometry: g, filters: c.filters, maximumImagesPerGroup: maximumImagesPerGroup)
                 for withBias in [true, false] {
-                    var output = [Float](repeating: .nan, count: g.batch * c.filters * g.outputPlaneSize)
-                    var workspace = [Float](repeating: .nan, count: winograd.workspaceCount)
-                    x.withPointer { x in
-                        w.withPointer { w in
-                            b.withPointer { b in
-                                winograd.forward(input: x, weight: w, bias: withBias ? b : nil, output: &output, workspace: &workspace)
-                            }
-                        }
-                    }
+                    let output = forwardOutput(winograd, x: x, w: w, b: withBias ? b : nil,
+                                               outputCount: g.batch * c.filters * g.outputPlaneSize)
                     #expect(relativeError(output, withBias ? withBiasAdded : withoutBias) <= 2e-4,
                             "\(c) bias \(withBias) images per group \(maximumImagesPerGroup)")
                 }

@@ -70,3 +70,21 @@ func bitPatterns(_ tensor: Tensor) -> [UInt32] {
 
 /// Compile-time proof that a type can cross task boundaries.
 func requireSendable<T: Sendable>(_: T.Type) {}
+
+/// `convolution`'s forward pass of `x` by `w` (plus `b` when given), into a NaN-filled output of
+/// `outputCount` floats with a NaN-filled workspace: a pass that leaves an output unwritten, or
+/// reads workspace it never wrote, shows as NaN.
+func forwardOutput(_ convolution: some ForwardConvolution, x: Tensor, w: Tensor, b: Tensor?, outputCount: Int) -> [Float] {
+    var output = [Float](repeating: .nan, count: outputCount)
+    var workspace = [Float](repeating: .nan, count: convolution.workspaceCount)
+    x.withPointer { x in
+        w.withPointer { w in
+            if let b {
+                b.withPointer { b in convolution.forward(input: x, weight: w, bias: b, output: &output, workspace: &workspace) }
+            } else {
+                convolution.forward(input: x, weight: w, bias: nil, output: &output, workspace: &workspace)
+            }
+        }
+    }
+    return output
+}
