@@ -1,7 +1,9 @@
-// What the AVX2 Winograd transforms share (included inside their x86-64 sections after their
-// TARGET / INLINE definitions; not part of the public header): the input matrix of the eight
-// points 0, ±1, ±2, ±½, ∞, the combination of vectors by a row of constant coefficients, and
-// that matrix's product factored by its ± row pairs.
+// The input matrix Bᵀ of the eight points 0, ±1, ±2, ±½, ∞, in the two forms the AVX2 Winograd
+// transforms use (included inside their x86-64 sections after their TARGET / INLINE
+// definitions; not part of the public header): as constants for combine(), a row of
+// coefficients at a time (the large-kernel transforms, WinogradLargeTransforms.c), and as its
+// product factored by its ± row pairs (the stride-2 transforms, WinogradStrideTwo.c; no faster
+// in the large-kernel ones, measured).
 #ifndef KERNELS_WINOGRAD_EIGHT_POINTS_H
 #define KERNELS_WINOGRAD_EIGHT_POINTS_H
 
