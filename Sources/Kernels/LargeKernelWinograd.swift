@@ -57,9 +57,8 @@ struct LargeKernelWinograd: ForwardConvolution {
         tilesHigh = (geometry.outputHeight + outputTile - 1) / outputTile
         tilesWide = ((geometry.outputWidth + outputTile - 1) / outputTile + 7) / 8 * 8
         let floatsPerImage = points * points * tilesHigh * tilesWide * (geometry.channels + filters)
-        let wanted = max(1, (WinogradF2x3.targetTilesPerGroup + tilesHigh * tilesWide - 1) / (tilesHigh * tilesWide))
-        let affordable = max(1, WinogradF2x3.maximumGroupFloats / max(1, floatsPerImage))
-        imagesPerGroup = max(1, min(geometry.batch, wanted, affordable, maximumImagesPerGroup))
+        imagesPerGroup = WinogradF2x3.imagesPerGroup(batch: geometry.batch, tilesPerImage: tilesHigh * tilesWide,
+                                                     floatsPerImage: floatsPerImage, maximum: maximumImagesPerGroup)
     }
 
     /// The forward pass of a layer this runs (``applies(to:filters:)``), with its output tile

@@ -49,9 +49,8 @@ struct StrideTwoWinograd: ForwardConvolution {
         tilesHigh = (geometry.outputHeight + Self.outputTile - 1) / Self.outputTile
         tilesWide = (geometry.outputWidth + Self.outputTile - 1) / Self.outputTile
         let floatsPerImage = Self.positions * tilesHigh * tilesWide * (4 * geometry.channels + filters)
-        let wanted = max(1, (WinogradF2x3.targetTilesPerGroup + tilesHigh * tilesWide - 1) / (tilesHigh * tilesWide))
-        let affordable = max(1, WinogradF2x3.maximumGroupFloats / max(1, floatsPerImage))
-        imagesPerGroup = max(1, min(geometry.batch, wanted, affordable, maximumImagesPerGroup))
+        imagesPerGroup = WinogradF2x3.imagesPerGroup(batch: geometry.batch, tilesPerImage: tilesHigh * tilesWide,
+                                                     floatsPerImage: floatsPerImage, maximum: maximumImagesPerGroup)
     }
 
     /// The forward pass of a layer this runs (``applies(to:filters:)``); nil for any other.

@@ -110,6 +110,16 @@ struct WinogradF2x3 {
     /// 2 images and its backward-data pass got slower.
     static let maximumGroupFloats = 6 << 20
 
+    /// Images transformed together by a Winograd pass whose GEMMs take the tiles as columns (this
+    /// one's, and ``LargeKernelWinograd``'s and ``StrideTwoWinograd``'s): enough for
+    /// ``targetTilesPerGroup`` tiles, no more than ``maximumGroupFloats`` of `V` + `M`
+    /// (`floatsPerImage` an image), at most `maximum`, at least 1.
+    static func imagesPerGroup(batch: Int, tilesPerImage: Int, floatsPerImage: Int, maximum: Int = .max) -> Int {
+        let wanted = max(1, (targetTilesPerGroup + tilesPerImage - 1) / max(1, tilesPerImage))
+        let affordable = max(1, maximumGroupFloats / max(1, floatsPerImage))
+        return max(1, min(batch, wanted, affordable, maximum))
+    }
+
     init(batch: Int, inputChannels: Int, height: Int, width: Int, outputChannels: Int, padding: Size2D, backend: GEMMBackend) {
         self.batch = batch
         self.inputChannels = inputChannels
@@ -126,9 +136,7 @@ struct WinogradF2x3 {
         tilesPerImage = tilesHigh * tilesWide
         paddedRowLength = 2 * tilesWide + 2
         let floatsPerImage = 16 * tilesPerImage * (inputChannels + outputChannels)
-        let wanted = max(1, (Self.targetTilesPerGroup + tilesPerImage - 1) / tilesPerImage)
-        let affordable = max(1, Self.maximumGroupFloats / max(1, floatsPerImage))
-        imagesPerGroup = max(1, min(batch, wanted, affordable))
+        imagesPerGroup = Self.imagesPerGroup(batch: batch, tilesPerImage: tilesPerImage, floatsPerImage: floatsPerImage)
     }
 
     /// Floats of workspace: `U`, and `V` and `M` for one group of images (the weight gradient,
